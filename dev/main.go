@@ -1,0 +1,122 @@
+// Command dev runs nbtrace's local development stack and builds its
+// deployment folder.
+//
+//	go run ./dev                      the local stack on http://localhost:7071
+//	go run ./dev stage -o dist        the app folder for func start / deployment (linux/amd64)
+//	go run ./dev check dist           check a staged folder against the host's rules
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nbtrace/nbtrace/dev/stack"
+	"github.com/nbtrace/nbtrace/dev/stage"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "dev:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	root, err := stack.RepoRoot(cwd)
+	if err != nil {
+		return err
+	}
+	cmd := "up"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "up":
+		return up(ctx, root, args, stdout, stderr)
+	case "stage":
+		fs := flag.NewFlagSet("stage", flag.ContinueOnError)
+		out := fs.String("o", filepath.Join(root, "dist"), "the folder to write (replaced)")
+		goos := fs.String("goos", "linux", "GOOS of the handler")
+		goarch := fs.String("goarch", "amd64", "GOARCH of the handler")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if err := stage.Stage(ctx, stage.Options{RepoRoot: root, Out: *out, GOOS: *goos, GOARCH: *goarch, Stderr: stderr}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "staged %s (%s/%s): func start --script-root %s, or deploy it\n", *out, *goos, *goarch, *out)
+		return nil
+	case "check":
+		fs := flag.NewFlagSet("check", flag.ContinueOnError)
+		goos := fs.String("goos", "linux", "GOOS the handler must be built for")
+		goarch := fs.String("goarch", "amd64", "GOARCH the handler must be built for")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: go run ./dev check [-goos linux -goarch amd64] FOLDER")
+		}
+		if err := stage.Check(fs.Arg(0), *goos, *goarch); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s has the layout the Functions host needs\n", fs.Arg(0))
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q: use up, stage or check", cmd)
+	}
+}
+
+func up(ctx context.Context, root string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	addr := fs.String("addr", "", "the host's address (default localhost:7071, or local.settings.json Host.LocalHttpPort)")
+	otlp := fs.String("otlp", "127.0.0.1:4318", "the trace sink's address")
+	mode := fs.String("protocol", "", "payload or forwarding; default: what host.json says")
+	settings := fs.String("settings", filepath.Join(root, "local.settings.json"), "local.settings.json to read, if it exists")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var forwarding *bool
+	switch *mode {
+	case "":
+	case "payload", "forwarding":
+		on := *mode == "forwarding"
+		forwarding = &on
+	default:
+		return fmt.Errorf("-protocol: %q is not payload or forwarding", *mode)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintln(stderr, "building the handler and starting the local stack…")
+	s, err := stack.Start(ctx, stack.Options{
+		RepoRoot: root, Addr: *addr, OTLPAddr: *otlp, Forwarding: forwarding,
+		SettingsFile: *settings, Traces: stdout, Log: stderr, Settle: 750 * time.Millisecond,
+	})
+	if err != nil {
+		return err
+	}
+	app := s.Host.App()
+	fmt.Fprintf(stdout, "\nnbtrace local stack (%s protocol)\n", app.Host.Mode())
+	fmt.Fprintf(stdout, "  Functions host stand-in  %s\n", s.URL)
+	for _, fn := range app.Functions {
+		fmt.Fprintf(stdout, "    %-5s %s%s  (auth: %s)\n", strings.Join(fn.Methods, ","), s.URL, fn.Path(app.Host.RoutePrefix), fn.AuthLevel)
+	}
+	fmt.Fprintf(stdout, "  Trace sink (OTLP/HTTP)   %s/v1/traces   spans as JSON: %s/api/traces/{traceId}\n", s.OTLPURL, s.OTLPURL)
+	fmt.Fprintf(stdout, "\nTry:\n  curl -s -X POST %s/api/validate -H 'Content-Type: application/json' \\\n    -d '{\"dataset\":\"sales\",\"date\":\"%s\",\"rowCount\":1200}'\n",
+		s.URL, time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly))
+	fmt.Fprintln(stdout, "Each finished trace is printed below as a tree. Ctrl+C stops.")
+	<-ctx.Done()
+	fmt.Fprintln(stderr, "\nstopping: the handler finishes in-flight invocations and flushes its spans…")
+	return s.Stop()
+}

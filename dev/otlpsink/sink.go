@@ -1,0 +1,264 @@
+package otlpsink
+
+import (
+	"compress/gzip"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// Span is a received span, flattened for assertions and printing.
+type Span struct {
+	TraceID       string         `json:"traceId"`
+	SpanID        string         `json:"spanId"`
+	ParentSpanID  string         `json:"parentSpanId,omitempty"`
+	TraceState    string         `json:"traceState,omitempty"`
+	Name          string         `json:"name"`
+	Kind          string         `json:"kind"` // SERVER, CLIENT, PRODUCER, CONSUMER, INTERNAL
+	Service       string         `json:"service"`
+	Scope         string         `json:"scope,omitempty"`
+	Start         time.Time      `json:"start"`
+	End           time.Time      `json:"end"`
+	Attributes    map[string]any `json:"attributes,omitempty"`
+	Resource      map[string]any `json:"resource,omitempty"`
+	StatusCode    string         `json:"status"` // UNSET, OK, ERROR
+	StatusMessage string         `json:"statusMessage,omitempty"`
+	Events        []string       `json:"events,omitempty"`
+	Links         []string       `json:"links,omitempty"` // "traceid-spanid"
+}
+
+// Duration is End - Start.
+func (s Span) Duration() time.Duration { return s.End.Sub(s.Start) }
+
+// Sink receives spans over OTLP/HTTP. Its zero value is not usable; call New.
+type Sink struct {
+	mu      sync.Mutex
+	traces  map[string][]Span
+	updated map[string]time.Time
+	printed map[string]int // spans in the trace when it was last printed
+	order   []string
+	changed chan struct{}
+	// MaxTraces bounds memory: the oldest traces are forgotten past it.
+	MaxTraces int
+}
+
+// New returns an empty sink.
+func New() *Sink {
+	return &Sink{traces: map[string][]Span{}, updated: map[string]time.Time{}, printed: map[string]int{},
+		changed: make(chan struct{}), MaxTraces: 10000}
+}
+
+// ServeHTTP accepts POST /v1/traces and serves GET /api/traces (ids) and
+// GET /api/traces/{traceId} (spans as JSON).
+func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/traces":
+		s.receive(w, r)
+	case r.Method == http.MethodGet && r.URL.Path == "/api/traces":
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.TraceIDs())
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/traces/"):
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Trace(strings.TrimPrefix(r.URL.Path, "/api/traces/")))
+	case r.Method == http.MethodPost && (r.URL.Path == "/v1/logs" || r.URL.Path == "/v1/metrics"):
+		// Accepted and dropped, so that exporters of other signals do not
+		// retry against the local stack.
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (s *Sink) receive(w http.ResponseWriter, r *http.Request) {
+	var body io.Reader = http.MaxBytesReader(w, r.Body, 64<<20)
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		gz, err := gzip.NewReader(body)
+		if err != nil {
+			http.Error(w, "bad gzip body", http.StatusBadRequest)
+			return
+		}
+		defer gz.Close()
+		body = gz
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		http.Error(w, "cannot read body", http.StatusBadRequest)
+		return
+	}
+	var req coltrace.ExportTraceServiceRequest
+	isJSON := strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
+	if isJSON {
+		err = protojson.Unmarshal(data, &req)
+	} else {
+		err = proto.Unmarshal(data, &req)
+	}
+	if err != nil {
+		http.Error(w, "not an OTLP ExportTraceServiceRequest: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.Add(Flatten(&req)...)
+	resp := &coltrace.ExportTraceServiceResponse{}
+	if isJSON {
+		w.Header().Set("Content-Type", "application/json")
+		b, _ := protojson.Marshal(resp)
+		_, _ = w.Write(b)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	b, _ := proto.Marshal(resp)
+	_, _ = w.Write(b)
+}
+
+// Add stores spans.
+func (s *Sink) Add(spans ...Span) {
+	if len(spans) == 0 {
+		return
+	}
+	s.mu.Lock()
+	now := time.Now()
+	for _, sp := range spans {
+		if _, ok := s.traces[sp.TraceID]; !ok {
+			s.order = append(s.order, sp.TraceID)
+		}
+		s.traces[sp.TraceID] = append(s.traces[sp.TraceID], sp)
+		s.updated[sp.TraceID] = now
+	}
+	for len(s.order) > s.MaxTraces {
+		old := s.order[0]
+		s.order = s.order[1:]
+		delete(s.traces, old)
+		delete(s.updated, old)
+		delete(s.printed, old)
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// TraceIDs lists the trace ids received, oldest first.
+func (s *Sink) TraceIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string{}, s.order...)
+}
+
+// Trace returns the spans of a trace, ordered by start time.
+func (s *Sink) Trace(traceID string) []Span {
+	s.mu.Lock()
+	spans := append([]Span{}, s.traces[strings.ToLower(traceID)]...)
+	s.mu.Unlock()
+	sort.SliceStable(spans, func(i, j int) bool { return spans[i].Start.Before(spans[j].Start) })
+	return spans
+}
+
+// SpanCount is the number of spans received in all traces.
+func (s *Sink) SpanCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, t := range s.traces {
+		n += len(t)
+	}
+	return n
+}
+
+// WaitFor waits until the trace has at least n spans, or ctx ends; it
+// returns the spans it has then.
+func (s *Sink) WaitFor(ctx context.Context, traceID string, n int) ([]Span, error) {
+	for {
+		s.mu.Lock()
+		have, changed := len(s.traces[traceID]), s.changed
+		s.mu.Unlock()
+		if have >= n {
+			return s.Trace(traceID), nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return s.Trace(traceID), fmt.Errorf("trace %s: %d of %d spans arrived: %w", traceID, have, n, ctx.Err())
+		}
+	}
+}
+
+// Flatten turns an OTLP export request into spans.
+func Flatten(req *coltrace.ExportTraceServiceRequest) []Span {
+	var out []Span
+	for _, rs := range req.GetResourceSpans() {
+		res := attrMap(rs.GetResource().GetAttributes())
+		service, _ := res["service.name"].(string)
+		for _, ss := range rs.GetScopeSpans() {
+			for _, sp := range ss.GetSpans() {
+				s := Span{
+					TraceID:       hex.EncodeToString(sp.GetTraceId()),
+					SpanID:        hex.EncodeToString(sp.GetSpanId()),
+					ParentSpanID:  hex.EncodeToString(sp.GetParentSpanId()),
+					TraceState:    sp.GetTraceState(),
+					Name:          sp.GetName(),
+					Kind:          strings.TrimPrefix(sp.GetKind().String(), "SPAN_KIND_"),
+					Service:       service,
+					Scope:         ss.GetScope().GetName(),
+					Start:         time.Unix(0, int64(sp.GetStartTimeUnixNano())),
+					End:           time.Unix(0, int64(sp.GetEndTimeUnixNano())),
+					Attributes:    attrMap(sp.GetAttributes()),
+					Resource:      res,
+					StatusCode:    strings.TrimPrefix(sp.GetStatus().GetCode().String(), "STATUS_CODE_"),
+					StatusMessage: sp.GetStatus().GetMessage(),
+				}
+				for _, e := range sp.GetEvents() {
+					s.Events = append(s.Events, e.GetName())
+				}
+				for _, l := range sp.GetLinks() {
+					s.Links = append(s.Links, hex.EncodeToString(l.GetTraceId())+"-"+hex.EncodeToString(l.GetSpanId()))
+				}
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+
+func attrMap(kvs []*commonpb.KeyValue) map[string]any {
+	m := make(map[string]any, len(kvs))
+	for _, kv := range kvs {
+		m[kv.GetKey()] = anyValue(kv.GetValue())
+	}
+	return m
+}
+
+func anyValue(v *commonpb.AnyValue) any {
+	switch x := v.GetValue().(type) {
+	case *commonpb.AnyValue_StringValue:
+		return x.StringValue
+	case *commonpb.AnyValue_BoolValue:
+		return x.BoolValue
+	case *commonpb.AnyValue_IntValue:
+		return x.IntValue
+	case *commonpb.AnyValue_DoubleValue:
+		return x.DoubleValue
+	case *commonpb.AnyValue_BytesValue:
+		return x.BytesValue
+	case *commonpb.AnyValue_ArrayValue:
+		var out []any
+		for _, e := range x.ArrayValue.GetValues() {
+			out = append(out, anyValue(e))
+		}
+		return out
+	case *commonpb.AnyValue_KvlistValue:
+		return attrMap(x.KvlistValue.GetValues())
+	}
+	return nil
+}

@@ -1,0 +1,278 @@
+// Package stack runs the local development stack: the app staged as the
+// Functions host needs it, the host stand-in serving it on
+// http://localhost:7071, the stand-in services A and B (the app's own
+// simulate function), and an OTLP trace sink that prints every finished
+// trace as a tree. Only Go is needed.
+package stack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tailscale/hujson"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/nbtrace/nbtrace/dev/funchost"
+	"github.com/nbtrace/nbtrace/dev/otlpsink"
+	"github.com/nbtrace/nbtrace/dev/stage"
+)
+
+// Options configures Start.
+type Options struct {
+	// RepoRoot is the project's root (go.mod, host.json, functions/).
+	RepoRoot string
+	// Addr is the host's address; localhost:7071 (func start's) by default,
+	// or the LocalHttpPort of local.settings.json.
+	Addr string
+	// OTLPAddr is the trace sink's address; 127.0.0.1:4318, the OTLP/HTTP
+	// port, by default. "127.0.0.1:0" picks a free port.
+	OTLPAddr string
+	// StageDir receives the staged app; a temporary folder by default.
+	StageDir string
+	// Forwarding, when not nil, overrides host.json's
+	// enableForwardingHttpRequest in the staged copy.
+	Forwarding *bool
+	// SettingsFile is read like func start reads local.settings.json; its
+	// Values reach the handler as environment variables. Missing is fine.
+	SettingsFile string
+	// Env is added to the handler's environment last.
+	Env []string
+	// FunctionKeys, when set, are checked for non-anonymous functions.
+	FunctionKeys []string
+	// Traces receives each finished trace as a tree; nil prints none.
+	Traces io.Writer
+	// Log receives the host's and the handler's output; os.Stderr by default.
+	Log io.Writer
+	// Settle is how long a trace must be quiet before it is printed.
+	Settle time.Duration
+}
+
+// Stack is a running local stack.
+type Stack struct {
+	// URL is the host's base URL, such as http://localhost:7071.
+	URL string
+	// OTLPURL is the sink's base URL; spans go to OTLPURL/v1/traces.
+	OTLPURL  string
+	Sink     *otlpsink.Sink
+	Host     *funchost.Host
+	StageDir string
+	stop     []func() error
+}
+
+// Start stages the app, starts the sink and the host (which starts the
+// handler) and returns once the handler is ready.
+func Start(ctx context.Context, o Options) (_ *Stack, err error) {
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	if o.Settle == 0 {
+		o.Settle = time.Second
+	}
+	if o.OTLPAddr == "" {
+		o.OTLPAddr = "127.0.0.1:4318"
+	}
+	values, localPort, err := readSettings(o.SettingsFile)
+	if err != nil {
+		return nil, err
+	}
+	if o.Addr == "" {
+		o.Addr = "localhost:" + strconv.Itoa(localPort)
+	}
+	s := &Stack{Sink: otlpsink.New()}
+	defer func() {
+		if err != nil {
+			_ = s.Stop()
+		}
+	}()
+
+	if o.StageDir == "" {
+		tmp, err := os.MkdirTemp("", "nbtrace-app-")
+		if err != nil {
+			return nil, err
+		}
+		s.stop = append(s.stop, func() error { return os.RemoveAll(tmp) })
+		o.StageDir = filepath.Join(tmp, "app")
+	}
+	s.StageDir = o.StageDir
+	if err := stage.Stage(ctx, stage.Options{RepoRoot: o.RepoRoot, Out: o.StageDir, Stderr: o.Log}); err != nil {
+		return nil, fmt.Errorf("stage the app: %w", err)
+	}
+	if o.Forwarding != nil {
+		if err := setForwarding(filepath.Join(o.StageDir, "host.json"), *o.Forwarding); err != nil {
+			return nil, err
+		}
+	}
+
+	sinkLn, err := net.Listen("tcp", o.OTLPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("trace sink: %w (another OTLP receiver may be running; pick another with -otlp)", err)
+	}
+	sinkSrv := &http.Server{Handler: s.Sink, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = sinkSrv.Serve(sinkLn) }()
+	s.OTLPURL = "http://" + sinkLn.Addr().String()
+	printCtx, stopPrint := context.WithCancel(context.Background())
+	s.stop = append(s.stop, func() error { stopPrint(); return sinkSrv.Close() })
+	if o.Traces != nil {
+		go s.Sink.PrintFinished(printCtx, o.Traces, o.Settle)
+	}
+
+	// The host's own spans, as the Functions host records them in
+	// OpenTelemetry mode, go to the same sink.
+	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(s.OTLPURL+"/v1/traces"))
+	if err != nil {
+		return nil, err
+	}
+	hostTP := sdktrace.NewTracerProvider(
+		sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(100*time.Millisecond)),
+		sdktrace.WithResource(resource.NewWithAttributes(semconv.SchemaURL,
+			semconv.ServiceName("functions-host"), semconv.CloudProviderAzure, semconv.CloudPlatformAzureFunctions)),
+	)
+	s.stop = append(s.stop, func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return hostTP.Shutdown(sctx)
+	})
+
+	hostLn, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	_, port, _ := net.SplitHostPort(hostLn.Addr().String())
+	s.URL = "http://localhost:" + port
+	env := append([]string{
+		"WEBSITE_HOSTNAME=localhost:" + port, // as func start sets it
+		"FUNCTIONS_WORKER_RUNTIME=custom",
+		"OTEL_EXPORTER_OTLP_ENDPOINT=" + s.OTLPURL,
+		"OTEL_BSP_SCHEDULE_DELAY=100",
+	}, values...)
+	env = append(env, o.Env...)
+	host, err := funchost.Start(ctx, funchost.Config{
+		AppRoot: o.StageDir, Env: env, TracerProvider: hostTP,
+		Stdout: o.Log, Stderr: o.Log, Log: o.Log, FunctionKeys: o.FunctionKeys,
+	})
+	if err != nil {
+		hostLn.Close()
+		return nil, err
+	}
+	s.Host = host
+	hostSrv := &http.Server{Handler: host, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hostSrv.Serve(hostLn) }()
+	// Stop order: the host's listener, the handler (SIGTERM: it finishes
+	// in-flight work and flushes its spans), then the host's spans, then
+	// the sink.
+	s.stop = append(s.stop,
+		func() error {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return hostSrv.Shutdown(sctx)
+		},
+		func() error { return host.Stop(25 * time.Second) },
+	)
+	return s, nil
+}
+
+// Stop shuts everything down in order and removes the temporary folder.
+func (s *Stack) Stop() error {
+	var errs []error
+	for i := len(s.stop) - 1; i >= 0; i-- {
+		if err := s.stop[i](); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	s.stop = nil
+	return errors.Join(errs...)
+}
+
+// readSettings reads local.settings.json as Core Tools does (comments and
+// trailing commas allowed): Values become environment variables (empty ones
+// are left out, so a template's blanks do not unset defaults), and
+// Host.LocalHttpPort is the port, 7071 by default.
+func readSettings(path string) ([]string, int, error) {
+	port := 7071
+	if path == "" {
+		return nil, port, nil
+	}
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, port, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	std, err := hujson.Standardize(raw)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	var f struct {
+		IsEncrypted bool
+		Values      map[string]any
+		Host        struct{ LocalHttpPort int }
+	}
+	if err := json.Unmarshal(std, &f); err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
+	}
+	if f.IsEncrypted {
+		return nil, 0, fmt.Errorf("%s is encrypted; the local stack reads only plain settings", path)
+	}
+	if f.Host.LocalHttpPort != 0 {
+		port = f.Host.LocalHttpPort
+	}
+	var env []string
+	for k, v := range f.Values {
+		if str := fmt.Sprint(v); v != nil && str != "" {
+			env = append(env, k+"="+str)
+		}
+	}
+	sort.Strings(env)
+	return env, port, nil
+}
+
+// setForwarding sets customHandler.enableForwardingHttpRequest in a staged
+// host.json.
+func setForwarding(path string, on bool) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var hj map[string]any
+	if err := json.Unmarshal(raw, &hj); err != nil {
+		return err
+	}
+	ch, _ := hj["customHandler"].(map[string]any)
+	if ch == nil {
+		return fmt.Errorf("%s has no customHandler", path)
+	}
+	ch["enableForwardingHttpRequest"] = on
+	out, err := json.MarshalIndent(hj, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, out, 0o644)
+}
+
+// RepoRoot finds the project's root from dir upwards: the folder whose
+// go.mod declares this module.
+func RepoRoot(dir string) (string, error) {
+	for d := dir; ; d = filepath.Dir(d) {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/nbtrace/nbtrace\n") {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no nbtrace go.mod above %s", dir)
+		}
+	}
+}

@@ -1,0 +1,318 @@
+package hostproto
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/nbtrace/nbtrace/functions/api"
+	"github.com/nbtrace/nbtrace/handler/manifest"
+	"github.com/nbtrace/nbtrace/handler/internal/telemetry"
+)
+
+// Header names the host sets on its requests to the handler.
+const (
+	HeaderInvocationID = "X-Azure-Functions-InvocationId"
+	HeaderHostVersion  = "X-Azure-Functions-HostVersion"
+	// headerProxyInvocationID is also set by hosts in proxying mode.
+	headerProxyInvocationID = "X-Ms-Invocation-Id"
+)
+
+// DefaultMaxBodyBytes is the default limit of a request body.
+const DefaultMaxBodyBytes = 256 << 10
+
+// Attribute keys of the invocation span beyond the semantic conventions.
+const (
+	AttrProtocol     = attribute.Key("nbtrace.host.protocol")
+	AttrParentSource = attribute.Key("nbtrace.trace_parent.source")
+	AttrHostVersion  = attribute.Key("nbtrace.host.version")
+)
+
+// Options configures NewServer.
+type Options struct {
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
+	Logger         *slog.Logger
+	// MaxBodyBytes limits each request body; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// SiteName is WEBSITE_SITE_NAME; faas.name is "{SiteName}/{function}".
+	SiteName string
+}
+
+// Server serves the functions of an app to the Functions host.
+type Server struct {
+	app      *manifest.App
+	handlers map[string]http.Handler
+	opts     Options
+	tracer   trace.Tracer
+	cold     atomic.Bool
+}
+
+// NewServer returns the handler's HTTP server logic. handlers holds the Go
+// implementation of each function in app, by function name.
+func NewServer(app *manifest.App, handlers map[string]http.Handler, opts Options) *Server {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	s := &Server{app: app, handlers: handlers, opts: opts,
+		tracer: opts.TracerProvider.Tracer(telemetry.ScopeName)}
+	s.cold.Store(true)
+	return s
+}
+
+// ServeHTTP answers the host's readiness and health probe (GET /) at once
+// and serves invocations in the protocol the host uses for each function.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ready"}`)
+		return
+	}
+	if s.forwarding() {
+		s.serveForwarded(w, r)
+		return
+	}
+	s.servePayload(w, r)
+}
+
+// servePayload handles POST /{FunctionName}. Protocol-level problems (an
+// unknown function, a malformed payload) are answered with a 4xx problem
+// body, still as application/json since the host parses every answer; the
+// host then fails the invocation. The function's own answer, whatever its
+// status, goes into its output binding with a 200.
+func (s *Server) servePayload(w http.ResponseWriter, r *http.Request) {
+	name := strings.Trim(r.URL.Path, "/")
+	fn, ok := s.app.Function(name)
+	if !ok || strings.Contains(name, "/") {
+		s.protocolError(w, r, fn, api.Errorf(api.ENOTFOUND, "there is no function %q", name))
+		return
+	}
+	if r.Method != http.MethodPost {
+		s.protocolError(w, r, fn, &api.Error{Code: api.EMETHOD, Message: "the host invokes functions with POST", Allow: []string{http.MethodPost}})
+		return
+	}
+	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxPayloadBytes()))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.protocolError(w, r, fn, api.Errorf(api.ETOOLARGE, "the invocation payload is larger than %d bytes", mbe.Limit))
+		} else {
+			s.protocolError(w, r, fn, &api.Error{Code: api.EINVALID, Message: "the invocation payload could not be read", Err: err})
+		}
+		return
+	}
+	_, data, err := DecodeInvocation(payload, fn.Trigger)
+	if err != nil {
+		s.protocolError(w, r, fn, err)
+		return
+	}
+	ctx, src := ExtractParent(r.Context(), s.opts.Propagator, r.Header, data.Headers.HTTP())
+	inner, buildErr := data.NewRequest(ctx, s.opts.MaxBodyBytes)
+	if buildErr != nil {
+		// Still answer through the output binding, so the caller sees the
+		// problem: the request was delivered, its content is wrong.
+		inner, _ = http.NewRequestWithContext(ctx, strings.ToUpper(data.Method), "/", http.NoBody)
+		if inner == nil {
+			inner, _ = http.NewRequestWithContext(ctx, http.MethodPost, "/", http.NoBody)
+		}
+	}
+	bw, logs := s.invoke(fn, r, inner, src, buildErr)
+	resp := InvokeResponse{Outputs: map[string]any{}, Logs: logs}
+	if fn.Output == manifest.ReturnBinding {
+		resp.ReturnValue = bw.output()
+	} else {
+		resp.Outputs[fn.Output] = bw.output()
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// serveForwarded handles a forwarded request at its original path and
+// answers it as plain HTTP.
+func (s *Server) serveForwarded(w http.ResponseWriter, r *http.Request) {
+	fn, values, found, methodMismatch := s.app.Match(r.Method, r.URL.EscapedPath())
+	if !found {
+		ctx, src := ExtractParent(r.Context(), s.opts.Propagator, r.Header, nil)
+		r = r.WithContext(ctx)
+		var err error = api.Errorf(api.ENOTFOUND, "no function serves %s", r.URL.Path)
+		if methodMismatch {
+			err = &api.Error{Code: api.EMETHOD, Message: fmt.Sprintf("%s is not allowed here", r.Method), Allow: s.allowed(r.URL.EscapedPath())}
+		}
+		bw, _ := s.invoke(manifest.Function{}, r, r, src, err)
+		bw.relay(w)
+		return
+	}
+	for k, v := range values {
+		r.SetPathValue(k, v)
+	}
+	ctx, src := ExtractParent(r.Context(), s.opts.Propagator, r.Header, nil)
+	inner := r.WithContext(ctx)
+	var preErr error
+	if r.ContentLength > s.opts.MaxBodyBytes {
+		preErr = api.Errorf(api.ETOOLARGE, "the body is larger than %d bytes", s.opts.MaxBodyBytes)
+	}
+	inner.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+	bw, _ := s.invoke(fn, r, inner, src, preErr)
+	bw.relay(w)
+}
+
+func (s *Server) allowed(path string) []string {
+	var methods []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		if _, _, ok, _ := s.app.Match(m, path); ok {
+			methods = append(methods, m)
+		}
+	}
+	return methods
+}
+
+func (s *Server) maxPayloadBytes() int64 {
+	// JSON escaping can take up to 6 bytes per body byte (\u00XX); the rest
+	// of the payload (headers, metadata) is allowed 1 MiB.
+	return 6*s.opts.MaxBodyBytes + 1<<20
+}
+
+// protocolError answers a request the host should never send with a 4xx
+// problem body, in its own span so the trace id it names exists.
+func (s *Server) protocolError(w http.ResponseWriter, r *http.Request, fn manifest.Function, err error) {
+	ctx, src := ExtractParent(r.Context(), s.opts.Propagator, r.Header, nil)
+	bw, _ := s.invoke(fn, r, r.WithContext(ctx), src, err)
+	out := bw.output()
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	if out.Headers["Allow"] != "" {
+		w.Header().Set("Allow", out.Headers["Allow"])
+	}
+	w.WriteHeader(out.StatusCode)
+	_, _ = io.WriteString(w, out.Body)
+}
+
+// invoke runs one invocation inside its SERVER span: fn's handler on inner
+// (or, when preErr is set, the problem preErr describes). host is the host's
+// request to the handler. It returns the buffered answer and the
+// invocation's log lines.
+func (s *Server) invoke(fn manifest.Function, host, inner *http.Request, src Source, preErr error) (*bufferedWriter, []string) {
+	start := time.Now()
+	ctx := inner.Context()
+	route := ""
+	if fn.Name != "" {
+		route = fn.Path(s.app.Host.RoutePrefix)
+	}
+	spanName := inner.Method
+	if route != "" {
+		spanName += " " + route
+	}
+	attrs := []attribute.KeyValue{
+		semconv.FaaSTriggerHTTP,
+		semconv.HTTPRequestMethodKey.String(inner.Method),
+		AttrParentSource.String(string(src)),
+		AttrProtocol.String(s.app.Host.Mode().String()),
+	}
+	if fn.Name != "" {
+		attrs = append(attrs, semconv.FaaSName(s.faasName(fn.Name)), semconv.HTTPRoute(route),
+			semconv.FaaSColdstart(s.cold.Swap(false)))
+	}
+	if id := invocationID(host.Header); id != "" {
+		attrs = append(attrs, semconv.FaaSInvocationID(id))
+	}
+	if v := host.Header.Get(HeaderHostVersion); v != "" {
+		attrs = append(attrs, AttrHostVersion.String(v))
+	}
+	if inner.URL != nil {
+		attrs = append(attrs, semconv.URLPath(inner.URL.Path))
+		if inner.URL.Scheme != "" {
+			attrs = append(attrs, semconv.URLScheme(inner.URL.Scheme))
+		}
+	}
+	if inner.Host != "" {
+		attrs = append(attrs, semconv.ServerAddress(hostOnly(inner.Host)))
+	}
+	if ua := inner.Header.Get("User-Agent"); ua != "" {
+		attrs = append(attrs, semconv.UserAgentOriginal(ua))
+	}
+	ctx, span := s.tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+	defer span.End()
+	ctx, capture := telemetry.CaptureLogs(ctx)
+	inner = inner.WithContext(ctx)
+
+	bw := newBufferedWriter()
+	sc := span.SpanContext()
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				bw.reset()
+				span.RecordError(fmt.Errorf("panic: %v", p), trace.WithAttributes(semconv.ExceptionStacktrace(string(debug.Stack()))))
+				s.opts.Logger.ErrorContext(ctx, "function panicked", "function", fn.Name, "panic", fmt.Sprint(p))
+				api.WriteError(bw, inner, &api.Error{Code: api.EINTERNAL, Message: "the function panicked", Err: fmt.Errorf("panic: %v", p)})
+			}
+		}()
+		switch {
+		case preErr != nil:
+			api.WriteError(bw, inner, preErr)
+		case !fn.Allows(inner.Method):
+			api.WriteError(bw, inner, &api.Error{Code: api.EMETHOD, Message: fmt.Sprintf("%s is not allowed here", inner.Method), Allow: fn.Methods})
+		default:
+			h, ok := s.handlers[fn.Name]
+			if !ok {
+				panic("no handler for function " + fn.Name) // NewServer's caller checked this
+			}
+			h.ServeHTTP(bw, inner)
+		}
+	}()
+	status := bw.statusCode()
+	bw.header.Set("Traceresponse", fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags()))
+	span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+	if status >= 500 {
+		span.SetStatus(codes.Error, http.StatusText(status))
+		span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(status)))
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	s.opts.Logger.Log(ctx, level, "invocation finished", "function", fn.Name, "method", inner.Method,
+		"status", status, "duration_ms", time.Since(start).Milliseconds())
+	return bw, capture.Lines()
+}
+
+// forwarding reports whether the host forwards requests. The host decides
+// per function, but every function this handler serves has exactly one
+// httpTrigger and one http output (manifest.ParseFunction rejects others),
+// so the host.json switch decides for all of them.
+func (s *Server) forwarding() bool { return s.app.Host.Mode() == manifest.Forwarding }
+
+func (s *Server) faasName(fn string) string {
+	if s.opts.SiteName == "" {
+		return fn
+	}
+	return s.opts.SiteName + "/" + fn
+}
+
+func invocationID(h http.Header) string {
+	if id := h.Get(HeaderInvocationID); id != "" {
+		return id
+	}
+	return h.Get(headerProxyInvocationID)
+}
+
+func hostOnly(hostport string) string {
+	if i := strings.LastIndexByte(hostport, ':'); i > 0 && !strings.Contains(hostport[i:], "]") {
+		return hostport[:i]
+	}
+	return hostport
+}
+
+var _ http.Handler = (*Server)(nil)

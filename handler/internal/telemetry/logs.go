@@ -1,0 +1,119 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+// MaxCapturedLines bounds how many log lines one invocation returns to the
+// host; further lines still reach the process log.
+const MaxCapturedLines = 200
+
+// LogHandler wraps a slog.Handler: it adds trace_id and span_id to each
+// record whose context has a span, and copies the record, as one line, to
+// the invocation's capture when the context has one (see CaptureLogs).
+type LogHandler struct {
+	next   slog.Handler
+	attrs  []slog.Attr
+	groups []string
+}
+
+// NewLogHandler returns a LogHandler writing to next.
+func NewLogHandler(next slog.Handler) *LogHandler { return &LogHandler{next: next} }
+
+// Enabled reports whether next handles level.
+func (h *LogHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.next.Enabled(ctx, level)
+}
+
+// Handle adds the trace ids, captures the line, and passes the record on.
+func (h *LogHandler) Handle(ctx context.Context, r slog.Record) error {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r = r.Clone()
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	if c, ok := ctx.Value(captureKey{}).(*Capture); ok {
+		c.add(h.line(r))
+	}
+	return h.next.Handle(ctx, r)
+}
+
+// WithAttrs returns a handler that adds attrs to each record.
+func (h *LogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	c.next = h.next.WithAttrs(attrs)
+	c.attrs = append(append([]slog.Attr{}, h.attrs...), attrs...)
+	return &c
+}
+
+// WithGroup returns a handler that puts later attributes in group name.
+func (h *LogHandler) WithGroup(name string) slog.Handler {
+	c := *h
+	c.next = h.next.WithGroup(name)
+	c.groups = append(append([]string{}, h.groups...), name)
+	return &c
+}
+
+// line renders a record as "LEVEL message key=value …" for the host's log.
+func (h *LogHandler) line(r slog.Record) string {
+	var b strings.Builder
+	b.WriteString(r.Level.String())
+	b.WriteByte(' ')
+	b.WriteString(r.Message)
+	prefix := strings.Join(h.groups, ".")
+	if prefix != "" {
+		prefix += "."
+	}
+	write := func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s%s=%v", prefix, a.Key, a.Value.Resolve())
+		return true
+	}
+	for _, a := range h.attrs {
+		write(a)
+	}
+	r.Attrs(write)
+	return b.String()
+}
+
+type captureKey struct{}
+
+// Capture holds the log lines of one invocation.
+type Capture struct {
+	mu      sync.Mutex
+	lines   []string
+	dropped int
+}
+
+// CaptureLogs returns a context whose log records are also kept in the
+// returned Capture.
+func CaptureLogs(ctx context.Context) (context.Context, *Capture) {
+	c := &Capture{}
+	return context.WithValue(ctx, captureKey{}, c), c
+}
+
+func (c *Capture) add(line string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.lines) >= MaxCapturedLines {
+		c.dropped++
+		return
+	}
+	c.lines = append(c.lines, line)
+}
+
+// Lines returns the captured lines, with a last line counting those left
+// out over MaxCapturedLines.
+func (c *Capture) Lines() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := append([]string{}, c.lines...)
+	if c.dropped > 0 {
+		out = append(out, fmt.Sprintf("WARN %d more log lines of this invocation are only in the process log", c.dropped))
+	}
+	return out
+}
