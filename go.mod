@@ -3,6 +3,7 @@ module github.com/nbtrace/nbtrace
 go 1.26.0
 
 require (
+	github.com/google/go-cmp v0.7.0
 	github.com/tailscale/hujson v0.0.0-20260727124030-b80ff77dac4f
 	go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp v0.70.0
 	go.opentelemetry.io/otel v1.47.0

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,7 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
+	"reflect"
 	"strings"
 )
 
@@ -18,84 +19,96 @@ type Validator interface {
 	Valid(ctx context.Context) map[string]string
 }
 
-// Decode reads a JSON request body into a T and validates it.
+// Decode reads a JSON object body into T, a struct, and validates it,
+// listing every problem at once: unknown fields, values of the wrong JSON
+// type, and what T.Valid reports.
 //
 // It returns EMEDIATYPE when the Content-Type is set and is not JSON,
 // ETOOLARGE when the body is over the limit the handler set with
-// http.MaxBytesReader, EINVALID when the body is not one JSON value of the
-// right shape, and EUNPROCESSABLE, listing every problem, for unknown fields
-// and for what T.Valid reports.
+// http.MaxBytesReader, EINVALID when the body is empty or not JSON, and
+// EUNPROCESSABLE, with Fields, when it is JSON but not an acceptable T.
 func Decode[T Validator](r *http.Request) (T, error) {
 	var v T
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && mt != "text/json") {
+		if err != nil || (mt != "application/json" && mt != "text/json" && !strings.HasSuffix(mt, "+json")) {
 			return v, Errorf(EMEDIATYPE, "the body must be application/json, not %q", ct)
 		}
 	}
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil {
-		return v, decodeError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return v, decodeError(err)
+			return v, &Error{Code: ETOOLARGE, Message: fmt.Sprintf("the body is larger than %d bytes", mbe.Limit), Err: err}
 		}
-		return v, Errorf(EINVALID, "the body must hold exactly one JSON value")
+		return v, &Error{Code: EINVALID, Message: "the body could not be read", Err: err}
 	}
-	if problems := v.Valid(r.Context()); len(problems) > 0 {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return v, Errorf(EINVALID, "the body is empty; a JSON object is required")
+	}
+	if !json.Valid(data) {
+		return v, Errorf(EINVALID, "the body is not valid JSON")
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(data, &members); err != nil || members == nil {
+		return v, &Error{Code: EUNPROCESSABLE, Message: "the request is not valid",
+			Fields: map[string]string{"(body)": "must be a JSON object"}}
+	}
+	problems := decodeMembers(reflect.ValueOf(&v).Elem(), members)
+	for field, msg := range v.Valid(r.Context()) {
+		if _, seen := problems[field]; !seen {
+			problems[field] = msg
+		}
+	}
+	if len(problems) > 0 {
 		return v, &Error{Code: EUNPROCESSABLE, Message: "the request is not valid", Fields: problems}
 	}
 	return v, nil
 }
 
-func decodeError(err error) error {
-	var (
-		mbe    *http.MaxBytesError
-		syntax *json.SyntaxError
-		typ    *json.UnmarshalTypeError
-	)
-	switch {
-	case errors.As(err, &mbe):
-		return &Error{Code: ETOOLARGE, Message: fmt.Sprintf("the body is larger than %d bytes", mbe.Limit), Err: err}
-	case errors.Is(err, io.EOF):
-		return Errorf(EINVALID, "the body is empty; a JSON object is required")
-	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
-		return &Error{Code: EINVALID, Message: "the body is not valid JSON", Err: err}
-	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			field = "(body)"
+// decodeMembers sets each member of a JSON object on the struct field with
+// the same json name, and reports unknown members and wrong types.
+func decodeMembers(sv reflect.Value, members map[string]json.RawMessage) map[string]string {
+	problems := map[string]string{}
+	fields := map[string]int{}
+	st := sv.Type()
+	for i := range st.NumField() {
+		name, _, _ := strings.Cut(st.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" && st.Field(i).IsExported() {
+			fields[name] = i
 		}
-		return &Error{Code: EUNPROCESSABLE, Message: "the request is not valid",
-			Fields: map[string]string{field: fmt.Sprintf("must be %s, not %s", jsonKind(typ.Type.Kind().String()), typ.Value)}}
-	default:
-		// encoding/json reports unknown fields as `json: unknown field "x"`.
-		if rest, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			name, uerr := strconv.Unquote(rest)
-			if uerr != nil {
-				name = rest
-			}
-			return &Error{Code: EUNPROCESSABLE, Message: "the request is not valid",
-				Fields: map[string]string{name: "is not a known field"}}
-		}
-		return &Error{Code: EINVALID, Message: "the body could not be read", Err: err}
 	}
+	for name, raw := range members {
+		i, ok := fields[name]
+		if !ok {
+			problems[name] = "is not a known field"
+			continue
+		}
+		f := sv.Field(i)
+		if err := json.Unmarshal(raw, f.Addr().Interface()); err != nil {
+			problems[name] = "must be " + jsonKind(f.Type())
+			f.SetZero()
+		}
+	}
+	return problems
 }
 
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
 		return "a string"
-	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
-		return "an integer"
-	case "float32", "float64":
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
 		return "a number"
-	case "bool":
-		return "a boolean"
-	case "slice", "array":
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
 		return "an array"
 	default:
 		return "an object"

@@ -255,7 +255,6 @@ func (s *Server) invoke(fn manifest.Function, host, inner *http.Request, src Sou
 			if p := recover(); p != nil {
 				bw.reset()
 				span.RecordError(fmt.Errorf("panic: %v", p), trace.WithAttributes(semconv.ExceptionStacktrace(string(debug.Stack()))))
-				s.opts.Logger.ErrorContext(ctx, "function panicked", "function", fn.Name, "panic", fmt.Sprint(p))
 				api.WriteError(bw, inner, &api.Error{Code: api.EINTERNAL, Message: "the function panicked", Err: fmt.Errorf("panic: %v", p)})
 			}
 		}()
