@@ -267,6 +267,10 @@ func setForwarding(path string, on bool) error {
 // RepoRoot finds the project's root from dir upwards: the folder whose
 // go.mod declares this module.
 func RepoRoot(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
 	for d := dir; ; d = filepath.Dir(d) {
 		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/nbtrace/nbtrace\n") {
 			return d, nil
