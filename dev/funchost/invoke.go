@@ -188,14 +188,27 @@ func metadata(r *http.Request, body []byte, values map[string]string, fnName str
 	return m
 }
 
-// twice applies the host's conversion to one binding value: a string or
-// primitive is serialized once more (JsonConvert.SerializeObject), an object
-// stays an object.
+// twice applies the host's conversion to one top-level body property: the
+// binding data holds a scalar as its text (JValue.ToString: a string
+// unquoted, a number as written, a boolean as True or False — the last
+// inferred from .NET, not seen in a fixture), which is then serialized once
+// more (JsonConvert.SerializeObject), so "black" and 1005 arrive as
+// "\"black\"" and "\"1005\"" (reference fixture A). Objects stay objects.
 func twice(v json.RawMessage) any {
-	if len(v) > 0 && v[0] == '{' {
+	switch {
+	case len(v) > 0 && v[0] == '{':
 		return v
+	case len(v) > 0 && v[0] == '"':
+		var s string
+		_ = json.Unmarshal(v, &s)
+		return encodeString(s)
+	case string(v) == "true":
+		return encodeString("True")
+	case string(v) == "false":
+		return encodeString("False")
+	default:
+		return encodeString(string(v))
 	}
-	return string(v) // "\"black\"" for "black", "2" for 2
 }
 
 func encodeString(s string) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -97,8 +98,8 @@ func bar(s Span, start time.Time, total time.Duration) string {
 	if total <= 0 {
 		return "[" + strings.Repeat("█", barWidth) + "]"
 	}
-	from := int(float64(s.Start.Sub(start)) / float64(total) * barWidth)
-	to := int(float64(s.End.Sub(start))/float64(total)*barWidth + 0.999)
+	from := int(math.Round(float64(s.Start.Sub(start)) / float64(total) * barWidth))
+	to := int(math.Round(float64(s.End.Sub(start)) / float64(total) * barWidth))
 	from = min(max(from, 0), barWidth-1)
 	to = min(max(to, from+1), barWidth)
 	return "[" + strings.Repeat(" ", from) + strings.Repeat("█", to-from) + strings.Repeat(" ", barWidth-to) + "]"
