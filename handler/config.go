@@ -19,7 +19,7 @@ var handlerSettings = []api.Setting{
 	{Name: "FUNCTIONS_CUSTOMHANDLER_PORT", Default: "(set by the host)", Doc: "Port to listen on, on 127.0.0.1. The Functions host picks it and sets it; FUNCTIONS_HTTPWORKER_PORT is read when it is absent."},
 	{Name: "FUNCTIONS_APP_ROOT_PATH", Default: "(set by the host)", Doc: "The app root holding host.json and the function folders; the working directory when unset."},
 	{Name: "WEBSITE_HOSTNAME", Default: "(set by Azure; localhost:7071 locally)", Doc: "The app's host name; the app's own base URL is derived from it."},
-	{Name: "NBTRACE_BASE_URL", Default: "", Doc: "The app's own base URL with route prefix (such as https://app.example.com/api); overrides the one derived from WEBSITE_HOSTNAME."},
+	{Name: "NBTRACE_BASE_URL", Default: "", Doc: "The app's own public base URL, without the route prefix (such as https://api.example.com); overrides the one derived from WEBSITE_HOSTNAME."},
 	{Name: "NBTRACE_MAX_BODY_BYTES", Default: strconv.Itoa(hostproto.DefaultMaxBodyBytes), Doc: "Largest request body accepted; larger ones are answered 413."},
 	{Name: "NBTRACE_LOG_LEVEL", Default: "info", Doc: "Log level: debug, info, warn or error."},
 	{Name: "NBTRACE_SHUTDOWN_TIMEOUT", Default: "20s", Doc: "On SIGTERM, how long in-flight invocations may take to finish before telemetry is flushed and the process exits."},

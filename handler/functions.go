@@ -10,8 +10,8 @@ import (
 	"github.com/nbtrace/nbtrace/functions/api"
 	"github.com/nbtrace/nbtrace/functions/simulate"
 	"github.com/nbtrace/nbtrace/functions/validate"
-	"github.com/nbtrace/nbtrace/handler/manifest"
 	"github.com/nbtrace/nbtrace/handler/internal/telemetry"
+	"github.com/nbtrace/nbtrace/handler/manifest"
 )
 
 // implementations maps each function's folder name to the Go code that

@@ -20,8 +20,8 @@ import (
 
 	"github.com/nbtrace/nbtrace/functions/api"
 	"github.com/nbtrace/nbtrace/handler/internal/hostproto"
-	"github.com/nbtrace/nbtrace/handler/manifest"
 	"github.com/nbtrace/nbtrace/handler/internal/telemetry"
+	"github.com/nbtrace/nbtrace/handler/manifest"
 )
 
 // run starts the handler and serves until ctx is done or SIGINT/SIGTERM

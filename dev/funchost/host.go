@@ -296,4 +296,3 @@ func (s *statusRecorder) status() int {
 	}
 	return s.code
 }
-

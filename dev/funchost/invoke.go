@@ -433,4 +433,3 @@ func clip(b []byte) string {
 	}
 	return string(b)
 }
-

@@ -230,7 +230,6 @@ func Flatten(req *coltrace.ExportTraceServiceRequest) []Span {
 	return out
 }
 
-
 func attrMap(kvs []*commonpb.KeyValue) map[string]any {
 	m := make(map[string]any, len(kvs))
 	for _, kv := range kvs {

@@ -20,8 +20,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/nbtrace/nbtrace/functions/api"
-	"github.com/nbtrace/nbtrace/handler/manifest"
 	"github.com/nbtrace/nbtrace/handler/internal/telemetry"
+	"github.com/nbtrace/nbtrace/handler/manifest"
 )
 
 // Header names the host sets on its requests to the handler.

@@ -19,7 +19,7 @@ const MaxCapturedLines = 200
 // the invocation's capture when the context has one (see CaptureLogs).
 type LogHandler struct {
 	next   slog.Handler
-	attrs  []slog.Attr
+	attrs  string // " key=value" for WithAttrs attributes, rendered with their groups
 	groups []string
 }
 
@@ -47,7 +47,11 @@ func (h *LogHandler) Handle(ctx context.Context, r slog.Record) error {
 func (h *LogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	c := *h
 	c.next = h.next.WithAttrs(attrs)
-	c.attrs = append(append([]slog.Attr{}, h.attrs...), attrs...)
+	var b strings.Builder
+	for _, a := range attrs {
+		h.writeAttr(&b, a)
+	}
+	c.attrs = h.attrs + b.String()
 	return &c
 }
 
@@ -65,19 +69,21 @@ func (h *LogHandler) line(r slog.Record) string {
 	b.WriteString(r.Level.String())
 	b.WriteByte(' ')
 	b.WriteString(r.Message)
-	prefix := strings.Join(h.groups, ".")
-	if prefix != "" {
-		prefix += "."
-	}
-	write := func(a slog.Attr) bool {
-		fmt.Fprintf(&b, " %s%s=%v", prefix, a.Key, a.Value.Resolve())
+	b.WriteString(h.attrs)
+	r.Attrs(func(a slog.Attr) bool {
+		h.writeAttr(&b, a)
 		return true
-	}
-	for _, a := range h.attrs {
-		write(a)
-	}
-	r.Attrs(write)
+	})
 	return b.String()
+}
+
+func (h *LogHandler) writeAttr(b *strings.Builder, a slog.Attr) {
+	b.WriteByte(' ')
+	for _, g := range h.groups {
+		b.WriteString(g)
+		b.WriteByte('.')
+	}
+	fmt.Fprintf(b, "%s=%v", a.Key, a.Value.Resolve())
 }
 
 type captureKey struct{}
