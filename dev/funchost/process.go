@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -50,6 +49,7 @@ func (h *Host) startWorker(ctx context.Context) (*worker, error) {
 		"FUNCTIONS_APP_ROOT_PATH="+h.cfg.AppRoot,
 	)
 	cmd.Stdout, cmd.Stderr = h.cfg.Stdout, h.cfg.Stderr
+	ownProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", exe, err)
 	}
@@ -91,7 +91,7 @@ func (w *worker) kill() {
 
 // stop sends SIGTERM and waits for the process, killing it after grace.
 func (w *worker) stop(grace time.Duration) error {
-	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	terminate(w.cmd.Process)
 	select {
 	case <-w.done:
 		return w.err
