@@ -8,25 +8,75 @@ import (
 	"sort"
 
 	"github.com/nbtrace/nbtrace/functions/api"
+	"github.com/nbtrace/nbtrace/functions/jobrun"
+	"github.com/nbtrace/nbtrace/functions/notebook"
+	"github.com/nbtrace/nbtrace/functions/runs"
 	"github.com/nbtrace/nbtrace/functions/simulate"
 	"github.com/nbtrace/nbtrace/functions/validate"
+	"github.com/nbtrace/nbtrace/handler/databricks"
 	"github.com/nbtrace/nbtrace/handler/internal/telemetry"
 	"github.com/nbtrace/nbtrace/handler/manifest"
 )
 
+// maker builds one function from the environment and what functions share.
+type maker func(env api.Env, s *shared) (http.Handler, error)
+
 // implementations maps each function's folder name to the Go code that
 // implements it. Everything else about a function (methods, route, auth
 // level, output binding) is read from its function.json.
-var implementations = map[string]api.Maker{
-	"simulate": simulate.New,
-	"validate": validate.New,
+var implementations = map[string]maker{
+	"notebook": func(env api.Env, s *shared) (http.Handler, error) {
+		dbx, err := s.databricks(env)
+		if err != nil {
+			return nil, err
+		}
+		return notebook.New(env, notebook.Deps{Runs: dbx, Recorder: s.recorder(env)})
+	},
+	"runs": func(env api.Env, s *shared) (http.Handler, error) {
+		dbx, err := s.databricks(env)
+		if err != nil {
+			return nil, err
+		}
+		return runs.New(env, dbx, s.recorder(env))
+	},
+	"simulate": func(env api.Env, _ *shared) (http.Handler, error) { return simulate.New(env) },
+	"validate": func(env api.Env, _ *shared) (http.Handler, error) { return validate.New(env) },
+}
+
+// shared holds what several functions use, made once: the Databricks
+// client (whose SDK client is itself built on first use) and the recorder
+// of finished runs.
+type shared struct {
+	dbx    *databricks.Client
+	dbxErr error
+	rec    *jobrun.Recorder
+}
+
+func (s *shared) databricks(env api.Env) (*databricks.Client, error) {
+	if s.dbx == nil && s.dbxErr == nil {
+		cfg, err := databricks.ConfigFromEnv(env.Getenv)
+		if err != nil {
+			s.dbxErr = err
+		} else {
+			s.dbx = databricks.New(cfg, env.TracerProvider, env.Propagator)
+		}
+	}
+	return s.dbx, s.dbxErr
+}
+
+func (s *shared) recorder(env api.Env) *jobrun.Recorder {
+	if s.rec == nil {
+		s.rec = jobrun.NewRecorder(env.TracerProvider)
+	}
+	return s.rec
 }
 
 // AllSettings lists every app setting the handler reads, in one list: the
 // README's table, local.settings.json.template and the infrastructure are
 // checked against it.
 func AllSettings() []api.Setting {
-	return slices.Concat(handlerSettings, telemetry.Settings, validate.Settings, simulate.Settings)
+	return slices.Concat(handlerSettings, telemetry.Settings, validate.Settings, simulate.Settings,
+		notebook.Settings, databricks.Settings)
 }
 
 // buildFunctions pairs the app's functions with their implementations and
@@ -35,6 +85,7 @@ func AllSettings() []api.Setting {
 // whose settings are wrong.
 func buildFunctions(app *manifest.App, env api.Env) (map[string]http.Handler, error) {
 	var errs []error
+	s := &shared{}
 	handlers := make(map[string]http.Handler, len(app.Functions))
 	for _, fn := range app.Functions {
 		mk, ok := implementations[fn.Name]
@@ -42,7 +93,7 @@ func buildFunctions(app *manifest.App, env api.Env) (map[string]http.Handler, er
 			errs = append(errs, fmt.Errorf("function %q has a function.json but no Go implementation (add it to implementations in handler/functions.go)", fn.Name))
 			continue
 		}
-		h, err := mk(env)
+		h, err := mk(env, s)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("function %q: %w", fn.Name, err))
 			continue

@@ -68,6 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Getenv:         getenv,
 		HTTPClient:     newHTTPClient(tel),
 		TracerProvider: tel.TracerProvider,
+		Propagator:     tel.Propagator,
 		Logger:         logger,
 		BaseURL:        withPrefix(cfg.BaseURL, app.Host.RoutePrefix),
 	}

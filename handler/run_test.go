@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/nbtrace/nbtrace/dev/otlpsink"
 	"github.com/nbtrace/nbtrace/functions/api"
 	"github.com/nbtrace/nbtrace/handler/manifest"
@@ -51,6 +53,20 @@ func copyFile(t *testing.T, src, dst string) {
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
+// appEnv is what every function needs, plus more. The Databricks client is
+// built on first use, so its host is never dialled by these tests.
+func appEnv(more map[string]string) func(string) string {
+	m := map[string]string{
+		"WEBSITE_HOSTNAME":  "localhost:7071",
+		"DATABRICKS_HOST":   "https://adb-1.2.azuredatabricks.net",
+		"DATABRICKS_JOB_ID": "7",
+	}
+	for k, v := range more {
+		m[k] = v
+	}
+	return env(m)
+}
+
 // TestFunctionJSONMatchesImplementations fails when a function.json has no
 // Go code or Go code has no function.json.
 func TestFunctionJSONMatchesImplementations(t *testing.T) {
@@ -58,7 +74,8 @@ func TestFunctionJSONMatchesImplementations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := buildFunctions(app, api.Env{Getenv: env(nil), BaseURL: "http://localhost:7071/api", HTTPClient: http.DefaultClient}); err != nil {
+	if _, err := buildFunctions(app, api.Env{Getenv: appEnv(nil), BaseURL: "http://localhost:7071/api", HTTPClient: http.DefaultClient,
+		TracerProvider: noop.NewTracerProvider()}); err != nil {
 		t.Fatal(err)
 	}
 	if len(app.Functions) != len(implementations) {
@@ -79,7 +96,8 @@ func TestBuildFunctionsReportsMismatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = buildFunctions(app, api.Env{Getenv: env(map[string]string{"VALIDATE_SERVICE_TIMEOUT": "never"}), BaseURL: "http://x/api"})
+	_, err = buildFunctions(app, api.Env{Getenv: appEnv(map[string]string{"VALIDATE_SERVICE_TIMEOUT": "never"}), BaseURL: "http://x/api",
+		TracerProvider: noop.NewTracerProvider()})
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -158,8 +176,8 @@ func freePort(t *testing.T) string {
 
 func TestRunCheck(t *testing.T) {
 	var out, errs bytes.Buffer
-	err := run(context.Background(), []string{"-check"}, env(map[string]string{
-		"FUNCTIONS_CUSTOMHANDLER_PORT": "0", "FUNCTIONS_APP_ROOT_PATH": appRoot(t), "WEBSITE_HOSTNAME": "localhost:7071",
+	err := run(context.Background(), []string{"-check"}, appEnv(map[string]string{
+		"FUNCTIONS_CUSTOMHANDLER_PORT": "0", "FUNCTIONS_APP_ROOT_PATH": appRoot(t),
 	}), &out, &errs)
 	if err != nil {
 		t.Fatal(err)
@@ -193,10 +211,9 @@ func TestRunGracefulShutdown(t *testing.T) {
 	done := make(chan error, 1)
 	var stderr bytes.Buffer
 	go func() {
-		done <- run(ctx, nil, env(map[string]string{
+		done <- run(ctx, nil, appEnv(map[string]string{
 			"FUNCTIONS_CUSTOMHANDLER_PORT": port,
 			"FUNCTIONS_APP_ROOT_PATH":      appRoot(t),
-			"WEBSITE_HOSTNAME":             "localhost:7071",
 			"SIMULATE_LATENCY":             "400ms",
 			"OTEL_EXPORTER_OTLP_ENDPOINT":  sinkSrv.URL,
 			"OTEL_BSP_SCHEDULE_DELAY":      "60000", // only the shutdown flush can deliver the span
@@ -208,6 +225,11 @@ func TestRunGracefulShutdown(t *testing.T) {
 		if res, err := http.Get(base + "/"); err == nil {
 			res.Body.Close()
 			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run returned before it was ready: %v", err)
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("not ready: %s", stderr.String())

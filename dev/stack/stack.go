@@ -22,13 +22,17 @@ import (
 
 	"github.com/tailscale/hujson"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/nbtrace/nbtrace/dev/dbxstandin"
 	"github.com/nbtrace/nbtrace/dev/funchost"
 	"github.com/nbtrace/nbtrace/dev/otlpsink"
 	"github.com/nbtrace/nbtrace/dev/stage"
+	"github.com/nbtrace/nbtrace/handler/databricks"
 )
 
 // Options configures Start.
@@ -59,6 +63,12 @@ type Options struct {
 	Log io.Writer
 	// Settle is how long a trace must be quiet before it is printed.
 	Settle time.Duration
+	// Runner executes the notebook of each Databricks run; nil runs it
+	// with Python (see NotebookRunner).
+	Runner dbxstandin.Runner
+	// DatabricksTiming sets the stand-in's queue, setup and cleanup
+	// phases; zero values keep the defaults (short, but visible).
+	DatabricksTiming *dbxstandin.Options
 }
 
 // Stack is a running local stack.
@@ -66,11 +76,16 @@ type Stack struct {
 	// URL is the host's base URL, such as http://localhost:7071.
 	URL string
 	// OTLPURL is the sink's base URL; spans go to OTLPURL/v1/traces.
-	OTLPURL  string
-	Sink     *otlpsink.Sink
-	Host     *funchost.Host
-	StageDir string
-	stop     []func() error
+	OTLPURL string
+	// DatabricksURL is the Databricks stand-in's workspace URL.
+	DatabricksURL string
+	Sink          *otlpsink.Sink
+	Databricks    *dbxstandin.Server
+	Host          *funchost.Host
+	StageDir      string
+	// JobID is the notebook job the deploy step created in the stand-in.
+	JobID int64
+	stop  []func() error
 }
 
 // Start stages the app, starts the sink and the host (which starts the
@@ -147,6 +162,12 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return hostTP.Shutdown(sctx)
 	})
 
+	jobID, err := s.startDatabricks(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	s.JobID = jobID
+
 	hostLn, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("host: %w", err)
@@ -158,6 +179,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		"FUNCTIONS_WORKER_RUNTIME=custom",
 		"OTEL_EXPORTER_OTLP_ENDPOINT=" + s.OTLPURL,
 		"OTEL_BSP_SCHEDULE_DELAY=100",
+		"DATABRICKS_HOST=" + s.DatabricksURL,
+		"DATABRICKS_TOKEN=" + standinToken,
+		"DATABRICKS_JOB_ID=" + strconv.FormatInt(jobID, 10),
 	}, values...)
 	env = append(env, o.Env...)
 	host, err := funchost.Start(ctx, funchost.Config{
@@ -183,6 +207,53 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		func() error { return host.Stop(25 * time.Second) },
 	)
 	return s, nil
+}
+
+// standinToken is the local stand-in's only accepted token; it guards
+// nothing but loopback.
+const standinToken = "dapi-local-stand-in"
+
+// startDatabricks starts the Databricks stand-in on a free loopback port
+// and runs the deploy step against it, as azd runs it against a real
+// workspace: the notebook is uploaded and the job created, no manual step.
+func (s *Stack) startDatabricks(ctx context.Context, o Options) (int64, error) {
+	opts := dbxstandin.Options{Token: standinToken, Runner: o.Runner,
+		QueueDelay: 50 * time.Millisecond, SetupDelay: 200 * time.Millisecond, CleanupDelay: 50 * time.Millisecond}
+	if t := o.DatabricksTiming; t != nil {
+		opts.QueueDelay, opts.SetupDelay, opts.CleanupDelay = t.QueueDelay, t.SetupDelay, t.CleanupDelay
+	}
+	if opts.Runner == nil {
+		opts.Runner = NotebookRunner(o.RepoRoot, o.Log)
+	}
+	s.Databricks = dbxstandin.New(opts)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("databricks stand-in: %w", err)
+	}
+	srv := &http.Server{Handler: s.Databricks, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	s.DatabricksURL = "http://" + ln.Addr().String()
+	s.Databricks.SetBaseURL(s.DatabricksURL)
+	s.stop = append(s.stop, func() error { s.Databricks.Close(); return srv.Close() })
+
+	env := map[string]string{
+		"DATABRICKS_HOST": s.DatabricksURL, "DATABRICKS_TOKEN": standinToken,
+		// The notebook exports to the same sink as everything else.
+		"OTEL_EXPORTER_OTLP_ENDPOINT": s.OTLPURL,
+	}
+	cfg, err := databricks.ConnectionFromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		return 0, err
+	}
+	spec, err := databricks.NewJobSpec(func(k string) string { return env[k] }, databricks.DefaultDeployOptions(o.RepoRoot))
+	if err != nil {
+		return 0, err
+	}
+	id, err := databricks.New(cfg, noop.NewTracerProvider(), propagation.TraceContext{}).Deploy(ctx, spec)
+	if err != nil {
+		return 0, fmt.Errorf("deploy the notebook job to the stand-in: %w", err)
+	}
+	return id, nil
 }
 
 // Stop shuts everything down in order and removes the temporary folder.

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -16,12 +18,28 @@ type Env struct {
 	HTTPClient *http.Client
 	// TracerProvider makes the function's own spans.
 	TracerProvider trace.TracerProvider
+	// Propagator injects and extracts the W3C trace context and baggage.
+	Propagator propagation.TextMapPropagator
 	// Logger adds the trace and span ids of the context to each record and
 	// returns an invocation's records to the host.
 	Logger *slog.Logger
 	// BaseURL is the app's own public URL with its route prefix, such as
 	// https://app.azurewebsites.net/api, or "" when it cannot be known.
 	BaseURL string
+}
+
+type invocationKey struct{}
+
+// WithInvocationID returns ctx carrying the host's invocation id.
+func WithInvocationID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, invocationKey{}, id)
+}
+
+// InvocationID is the host's id of the invocation in ctx
+// (X-Azure-Functions-InvocationId), or "".
+func InvocationID(ctx context.Context) string {
+	id, _ := ctx.Value(invocationKey{}).(string)
+	return id
 }
 
 // Setting documents one app setting a function reads.

@@ -227,6 +227,7 @@ func (s *Server) invoke(fn manifest.Function, host, inner *http.Request, src Sou
 	}
 	if id := invocationID(host.Header); id != "" {
 		attrs = append(attrs, semconv.FaaSInvocationID(id))
+		ctx = api.WithInvocationID(ctx, id)
 	}
 	if v := host.Header.Get(HeaderHostVersion); v != "" {
 		attrs = append(attrs, AttrHostVersion.String(v))

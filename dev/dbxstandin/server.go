@@ -1,0 +1,218 @@
+package dbxstandin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/service/jobs"
+)
+
+// WorkspaceID is the stand-in workspace's id.
+const WorkspaceID = "1234567890123456"
+
+// MaxParameterBytes is Databricks' limit on the JSON of job_parameters.
+const MaxParameterBytes = 10000
+
+// Runner executes a run's notebook. It returns an error when the notebook
+// failed; the run's result is then FAILED with the error as its message.
+type Runner interface {
+	Run(ctx context.Context, run RunContext) error
+}
+
+// RunnerFunc adapts a function to Runner.
+type RunnerFunc func(ctx context.Context, run RunContext) error
+
+// Run calls f.
+func (f RunnerFunc) Run(ctx context.Context, run RunContext) error { return f(ctx, run) }
+
+// RunContext is what a Runner gets for one run.
+type RunContext struct {
+	JobID, RunID int64
+	// NotebookPath is the task's workspace path; Notebook its content as
+	// imported (nil when nothing was imported there).
+	NotebookPath string
+	Notebook     []byte
+	// Folder holds the other files imported beside the notebook (its
+	// Python module), by name.
+	Folder map[string][]byte
+	// Parameters are the job parameters as the run resolved them.
+	Parameters map[string]string
+	// EnvVars are the job cluster's spark_env_vars, secrets resolved.
+	EnvVars map[string]string
+}
+
+// Options configures a Server.
+type Options struct {
+	// Token is the only bearer token accepted.
+	Token string
+	// Runner executes notebooks; nil finishes each run at once, SUCCESS.
+	Runner Runner
+	// QueueDelay, SetupDelay and CleanupDelay are the run's phases around
+	// the notebook's execution (cluster start-up and tear-down).
+	QueueDelay, SetupDelay, CleanupDelay time.Duration
+	// RunTimeout bounds a run; 10 minutes by default.
+	RunTimeout time.Duration
+}
+
+// Server is the stand-in. Its zero value is not usable; call New.
+type Server struct {
+	opts     Options
+	mu       sync.Mutex
+	baseURL  string
+	jobs     map[int64]*jobs.Job
+	runs     map[int64]*jobs.Run
+	tokens   map[string]int64
+	files    map[string][]byte
+	dirs     map[string]bool
+	secrets  map[string]map[string]string
+	denied   map[int64]bool
+	nextID   int64
+	faults   []*Fault
+	requests []Request
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	mux      *http.ServeMux
+}
+
+// Request is a request the stand-in received, for assertions.
+type Request struct {
+	At                  time.Time
+	Method, Path, Query string
+	Header              http.Header
+	Body                []byte
+}
+
+// New returns a stand-in. SetBaseURL tells it its own URL (for run page
+// URLs) once it listens.
+func New(o Options) *Server {
+	if o.RunTimeout == 0 {
+		o.RunTimeout = 10 * time.Minute
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{opts: o, jobs: map[int64]*jobs.Job{}, runs: map[int64]*jobs.Run{}, tokens: map[string]int64{},
+		files: map[string][]byte{}, dirs: map[string]bool{"/": true}, secrets: map[string]map[string]string{},
+		denied: map[int64]bool{}, nextID: 1000, ctx: ctx, cancel: cancel, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// SetBaseURL sets the workspace URL used in run page URLs.
+func (s *Server) SetBaseURL(u string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.baseURL = strings.TrimSuffix(u, "/")
+}
+
+// Close stops running runs and waits for them.
+func (s *Server) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// Deny makes every call about job id answer 403 PERMISSION_DENIED.
+func (s *Server) Deny(jobID int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.denied[jobID] = true
+}
+
+// Requests returns the requests received so far.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// Runs returns the number of runs started.
+func (s *Server) Runs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.runs)
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("POST /api/2.2/jobs/create", s.createJob)
+	s.mux.HandleFunc("POST /api/2.2/jobs/reset", s.resetJob)
+	s.mux.HandleFunc("GET /api/2.2/jobs/get", s.getJob)
+	s.mux.HandleFunc("GET /api/2.2/jobs/list", s.listJobs)
+	s.mux.HandleFunc("POST /api/2.2/jobs/run-now", s.runNow)
+	s.mux.HandleFunc("GET /api/2.2/jobs/runs/get", s.getRun)
+	s.mux.HandleFunc("POST /api/2.0/workspace/mkdirs", s.mkdirs)
+	s.mux.HandleFunc("POST /api/2.0/workspace/import", s.importFile)
+	s.mux.HandleFunc("GET /api/2.0/workspace/get-status", s.getStatus)
+	s.mux.HandleFunc("POST /api/2.0/secrets/scopes/create", s.createScope)
+	s.mux.HandleFunc("GET /api/2.0/secrets/scopes/list", s.listScopes)
+	s.mux.HandleFunc("POST /api/2.0/secrets/put", s.putSecret)
+}
+
+// ServeHTTP checks the token, applies injected faults, records the
+// request and serves it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 10<<20))
+	r.Body = io.NopCloser(strings.NewReader(string(body)))
+	s.mu.Lock()
+	s.requests = append(s.requests, Request{At: time.Now(), Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
+	s.mu.Unlock()
+	if f := s.takeFault(r); f != nil {
+		if f.apply(w, r) {
+			return
+		}
+	}
+	if r.Method == http.MethodGet && r.URL.Path == "/.well-known/databricks-config" {
+		// The unauthenticated discovery document the SDK reads while it
+		// resolves its configuration.
+		s.mu.Lock()
+		base := s.baseURL
+		s.mu.Unlock()
+		writeJSON(w, map[string]any{"oidc_endpoint": base + "/oidc", "workspace_id": WorkspaceID,
+			"cloud": "Azure", "host_type": "WORKSPACE_HOST"})
+		return
+	}
+	if s.opts.Token != "" && r.Header.Get("Authorization") != "Bearer "+s.opts.Token {
+		writeError(w, http.StatusUnauthorized, "UNAUTHENTICATED", "Invalid access token.")
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// apiError is Databricks' error body.
+type apiError struct {
+	ErrorCode string `json:"error_code"`
+	Message   string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(apiError{code, msg})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func queryInt(w http.ResponseWriter, r *http.Request, name string) (int64, bool) {
+	v, err := strconv.ParseInt(r.URL.Query().Get(name), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "INVALID_PARAMETER_VALUE", fmt.Sprintf("Invalid value for parameter %s", name))
+		return 0, false
+	}
+	return v, true
+}

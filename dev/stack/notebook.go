@@ -1,0 +1,98 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+
+	"github.com/nbtrace/nbtrace/dev/dbxstandin"
+)
+
+// VenvHint is how to make the Python environment notebook runs need.
+const VenvHint = "python3 -m venv .venv && .venv/bin/pip install -r notebooks/requirements.txt"
+
+// Python returns the interpreter of the project's virtual environment
+// (NBTRACE_PYTHON, else .venv/bin/python under root) and whether it has
+// papermill; when it has not, the reason says so.
+func Python(root string) (python string, ok bool, reason string) {
+	python = os.Getenv("NBTRACE_PYTHON")
+	if python == "" {
+		python = filepath.Join(root, ".venv", "bin", "python")
+	}
+	if _, err := os.Stat(python); err != nil {
+		return python, false, fmt.Sprintf("no Python environment at %s (make it with: %s)", python, VenvHint)
+	}
+	out, err := exec.Command(python, "-c", "import papermill, opentelemetry.sdk").CombinedOutput()
+	if err != nil {
+		return python, false, fmt.Sprintf("%s lacks papermill or the OpenTelemetry SDK (%s); run: %s", python, bytes.TrimSpace(out), VenvHint)
+	}
+	return python, true, ""
+}
+
+// NotebookRunner runs a Databricks run's notebook as a job cluster would,
+// locally: papermill executes the notebook imported into the stand-in, with
+// the run's job parameters as papermill parameters and the job cluster's
+// environment variables, in a folder holding the files imported beside it
+// (its Python module). Each executed notebook is kept for inspection in
+// .nbtrace/runs/<run id>/ under root. A failing notebook fails the run.
+// Without Python, every run fails and says how to get it.
+func NotebookRunner(root string, log io.Writer) dbxstandin.Runner {
+	var once sync.Once
+	var python, reason string
+	var ok bool
+	return dbxstandin.RunnerFunc(func(ctx context.Context, rc dbxstandin.RunContext) error {
+		once.Do(func() { python, ok, reason = Python(root) })
+		if !ok {
+			return fmt.Errorf("notebook runs are unavailable: %s", reason)
+		}
+		if rc.Notebook == nil {
+			return fmt.Errorf("no notebook was imported at %s", rc.NotebookPath)
+		}
+		dir := filepath.Join(root, ".nbtrace", "runs", strconv.FormatInt(rc.RunID, 10))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		for name, b := range rc.Folder {
+			if err := os.WriteFile(filepath.Join(dir, filepath.Base(name)), b, 0o644); err != nil {
+				return err
+			}
+		}
+		input := filepath.Join(dir, "input.ipynb")
+		if err := os.WriteFile(input, rc.Notebook, 0o644); err != nil {
+			return err
+		}
+		args := []string{"-m", "papermill", input, filepath.Join(dir, "output.ipynb"), "--cwd", dir, "--log-output", "--no-progress-bar", "-k", "python3"}
+		names := make([]string, 0, len(rc.Parameters))
+		for k := range rc.Parameters {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			args = append(args, "-r", k, rc.Parameters[k])
+		}
+		cmd := exec.CommandContext(ctx, python, args...)
+		cmd.Dir = dir
+		cmd.Env = os.Environ()
+		for k, v := range rc.EnvVars {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		var out bytes.Buffer
+		cmd.Stdout = &out
+		cmd.Stderr = &out
+		err := cmd.Run()
+		_ = os.WriteFile(filepath.Join(dir, "papermill.log"), out.Bytes(), 0o644)
+		if err != nil {
+			fmt.Fprintf(log, "[databricks] run %d failed; see %s\n", rc.RunID, dir)
+			return fmt.Errorf("the notebook failed (%v); the executed notebook is in %s", err, dir)
+		}
+		fmt.Fprintf(log, "[databricks] run %d succeeded; executed notebook in %s\n", rc.RunID, dir)
+		return nil
+	})
+}

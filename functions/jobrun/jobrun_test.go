@@ -1,0 +1,109 @@
+package jobrun
+
+import (
+	"testing"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/service/jobs"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+func endedRun(tp string) *jobs.Run {
+	return &jobs.Run{
+		RunId: 9, JobId: 3, StartTime: 1_700_000_000_000, EndTime: 1_700_000_010_000,
+		QueueDuration: 1000, SetupDuration: 3000, ExecutionDuration: 5000, CleanupDuration: 1000,
+		RunPageUrl: "https://adb/#job/3/run/9",
+		State:      &jobs.RunState{LifeCycleState: jobs.RunLifeCycleStateTerminated, ResultState: jobs.RunResultStateFailed, StateMessage: "boom"},
+		JobParameters: []jobs.JobParameter{
+			{Name: "traceparent", Default: "", Value: tp},
+			{Name: "tracestate", Default: "", Value: "congo=t61rcWkgMzE"},
+			{Name: "dataset", Default: "d"},
+		},
+		Tasks: []jobs.RunTask{{TaskKey: "notebook", State: &jobs.RunState{LifeCycleState: jobs.RunLifeCycleStateTerminated, ResultState: jobs.RunResultStateFailed}}},
+	}
+}
+
+func TestStatusOf(t *testing.T) {
+	s := StatusOf(endedRun("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+	if !s.Ended || s.LifeCycleState != "TERMINATED" || s.ResultState != "FAILED" || s.StateMessage != "boom" ||
+		s.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || s.ExecutionDurationMs != 5000 || len(s.Tasks) != 1 ||
+		!s.StartTime.Equal(time.UnixMilli(1_700_000_000_000)) {
+		t.Errorf("status = %+v", s)
+	}
+	if Parameter(endedRun(""), "dataset") != "d" {
+		t.Error("a parameter's default is not used when it has no value")
+	}
+}
+
+func TestRecorder(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	r := NewRecorder(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	run := endedRun("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	if !r.Record(run) {
+		t.Fatal("not recorded")
+	}
+	if r.Record(run) {
+		t.Error("recorded twice")
+	}
+	running := endedRun("")
+	running.RunId, running.State = 10, &jobs.RunState{LifeCycleState: jobs.RunLifeCycleStateRunning}
+	if r.Record(running) {
+		t.Error("a running run was recorded")
+	}
+	spans := rec.Ended()
+	if len(spans) != 5 {
+		t.Fatalf("%d spans, want the run and 4 phases", len(spans))
+	}
+	var root sdktrace.ReadOnlySpan
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range spans {
+		byName[s.Name()] = s
+		if s.Name() == "databricks run" {
+			root = s
+		}
+	}
+	if root.SpanKind() != trace.SpanKindConsumer || root.Parent().SpanID().String() != "00f067aa0ba902b7" ||
+		root.SpanContext().TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || root.Status().Code.String() != "Error" {
+		t.Errorf("run span: kind %v parent %v status %v", root.SpanKind(), root.Parent(), root.Status())
+	}
+	if root.SpanContext().TraceState().Get("congo") != "t61rcWkgMzE" {
+		t.Error("the run's tracestate was not carried")
+	}
+	if !root.StartTime().Equal(time.UnixMilli(1_700_000_000_000)) || !root.EndTime().Equal(time.UnixMilli(1_700_000_010_000)) {
+		t.Errorf("run span %v–%v, want the run's own start and end", root.StartTime(), root.EndTime())
+	}
+	at := time.UnixMilli(1_700_000_000_000)
+	for _, p := range []struct {
+		name string
+		d    time.Duration
+	}{{"queued", time.Second}, {"setup", 3 * time.Second}, {"execution", 5 * time.Second}, {"cleanup", time.Second}} {
+		s := byName[p.name]
+		if s == nil || !s.StartTime().Equal(at) || s.EndTime().Sub(s.StartTime()) != p.d || s.Parent().SpanID() != root.SpanContext().SpanID() {
+			t.Errorf("%s span = %v", p.name, s)
+			continue
+		}
+		at = at.Add(p.d)
+	}
+}
+
+func TestRecorderWithoutTraceparentStartsATrace(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	r := NewRecorder(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	r.Record(endedRun("ff-bad"))
+	for _, s := range rec.Ended() {
+		if s.Name() == "databricks run" && s.Parent().IsValid() {
+			t.Error("a run with an invalid traceparent joined some trace")
+		}
+	}
+}
+
+func TestPhasesFromTheTask(t *testing.T) {
+	run := endedRun("")
+	run.SetupDuration, run.ExecutionDuration, run.CleanupDuration = 0, 0, 0
+	run.Tasks[0].SetupDuration, run.Tasks[0].ExecutionDuration, run.Tasks[0].CleanupDuration = 2, 3, 4
+	if p := phasesOf(run); p.setup != 2*time.Millisecond || p.execution != 3*time.Millisecond || p.cleanup != 4*time.Millisecond {
+		t.Errorf("phases = %+v", p)
+	}
+}

@@ -1,0 +1,83 @@
+package databricks
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nbtrace/nbtrace/functions/api"
+)
+
+// Settings read by the Databricks client.
+var Settings = []api.Setting{
+	{Name: "DATABRICKS_HOST", Default: "", Doc: "Workspace URL, such as https://adb-1234567890123456.7.azuredatabricks.net. Required by notebook and runs."},
+	{Name: "DATABRICKS_JOB_ID", Default: "", Doc: "Id of the job that runs the notebook; written by the deploy step (go run ./deploy). Required by notebook and runs."},
+	{Name: "DATABRICKS_TOKEN", Default: "", Doc: "Local development only: a personal access token. Unset in Azure, where the managed identity signs in."},
+	{Name: "AZURE_CLIENT_ID", Default: "", Doc: "Client id of the user-assigned managed identity to sign in to Databricks with; unset: the default credential chain."},
+	{Name: "DATABRICKS_AZURE_RESOURCE_ID", Default: "", Doc: "ARM id of the workspace, sent so that an identity with Contributor on it need not be added to the workspace first."},
+	{Name: "DATABRICKS_HTTP_TIMEOUT", Default: "30s", Doc: "Time limit of one Databricks API call."},
+	{Name: "DATABRICKS_RETRY_TIMEOUT", Default: "45s", Doc: "How long the SDK keeps retrying a throttled (429) or unavailable (503) call before the caller gets 503."},
+}
+
+// Config configures the client.
+type Config struct {
+	Host            string
+	JobID           int64
+	Token           string
+	AzureClientID   string
+	AzureResourceID string
+	HTTPTimeout     time.Duration
+	RetryTimeout    time.Duration
+}
+
+// ConfigFromEnv reads the settings, DATABRICKS_JOB_ID included. It returns
+// an error naming the setting that is missing or not valid.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c, err := ConnectionFromEnv(getenv)
+	if err != nil {
+		return c, err
+	}
+	raw := getenv("DATABRICKS_JOB_ID")
+	if raw == "" {
+		return c, fmt.Errorf("DATABRICKS_JOB_ID is not set (go run ./deploy creates the job and prints its id)")
+	}
+	if c.JobID, err = strconv.ParseInt(raw, 10, 64); err != nil || c.JobID <= 0 {
+		return c, fmt.Errorf("DATABRICKS_JOB_ID: %q is not a job id", raw)
+	}
+	return c, nil
+}
+
+// ConnectionFromEnv reads the workspace URL, credentials and time limits,
+// but not the job id: what the deploy step needs before the job exists.
+func ConnectionFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		Host:            strings.TrimSuffix(getenv("DATABRICKS_HOST"), "/"),
+		Token:           getenv("DATABRICKS_TOKEN"),
+		AzureClientID:   getenv("AZURE_CLIENT_ID"),
+		AzureResourceID: getenv("DATABRICKS_AZURE_RESOURCE_ID"),
+		HTTPTimeout:     30 * time.Second,
+		RetryTimeout:    45 * time.Second,
+	}
+	if c.Host == "" {
+		return c, fmt.Errorf("DATABRICKS_HOST is not set (the workspace URL; go run ./dev sets it to the local stand-in)")
+	}
+	u, err := url.Parse(c.Host)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return c, fmt.Errorf("DATABRICKS_HOST: %q is not a workspace URL such as https://adb-1.2.azuredatabricks.net", c.Host)
+	}
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"DATABRICKS_HTTP_TIMEOUT", &c.HTTPTimeout}, {"DATABRICKS_RETRY_TIMEOUT", &c.RetryTimeout}} {
+		if v := getenv(d.name); v != "" {
+			t, err := time.ParseDuration(v)
+			if err != nil || t < time.Second {
+				return c, fmt.Errorf("%s: %q is not a duration of 1s or more", d.name, v)
+			}
+			*d.dst = t
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,414 @@
+"""Continue an nbtrace trace inside a Databricks notebook.
+
+The ``notebook`` function starts the Databricks job with the W3C trace
+context of its PRODUCER span in the job parameters ``traceparent``,
+``tracestate`` and ``baggage``. This module reads them (from dbutils widgets
+on Databricks, from papermill parameters or the environment locally), starts
+the notebook's CONSUMER span as their child, exports to Azure Monitor and/or
+any OTLP/HTTP backend as the job's environment says, stamps Python log
+records with the trace and span ids, and always flushes before the notebook
+ends, so that nothing is lost when the job cluster stops.
+
+Settings come from the environment of the job cluster, never from the
+notebook's source:
+
+``APPLICATIONINSIGHTS_CONNECTION_STRING``
+    Export to Application Insights through ``azure-monitor-opentelemetry``.
+``APPLICATIONINSIGHTS_AUTHENTICATION_STRING``
+    ``Authorization=AAD[;ClientId=...]``: sign in to ingestion with Entra ID.
+``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``
+    Export over OTLP/HTTP (headers from ``OTEL_EXPORTER_OTLP_HEADERS``).
+``OTEL_SERVICE_NAME``
+    ``service.name``, ``databricks-notebook`` by default.
+``NBTRACE_FLUSH_TIMEOUT_MS``
+    How long the final flush may take, 30000 by default.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from opentelemetry import baggage as otel_baggage
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+__all__ = [
+    "PARAMETERS",
+    "TRACE_PARAMETERS",
+    "NotebookRun",
+    "Settings",
+    "TraceLogFilter",
+    "aggregate",
+    "parent_context",
+    "read_parameters",
+    "resource_for",
+    "run",
+]
+
+TRACE_PARAMETERS: tuple[str, ...] = ("traceparent", "tracestate", "baggage")
+"""Job parameters that carry the trace context (empty by default on the job)."""
+
+PARAMETERS: tuple[str, ...] = (
+    *TRACE_PARAMETERS,
+    "job_id",
+    "run_id",
+    "dataset",
+    "date",
+    "row_count",
+    "extract_seconds",
+    "transform_seconds",
+    "load_seconds",
+)
+"""Every job parameter the notebook reads."""
+
+SCOPE = "nbtrace.notebook"
+LOGGER_NAME = "nbtrace"
+log = logging.getLogger(LOGGER_NAME)
+
+
+class Widgets(Protocol):
+    """The part of ``dbutils.widgets`` this module uses."""
+
+    def get(self, name: str) -> str: ...
+
+
+def read_parameters(
+    names: tuple[str, ...] = PARAMETERS,
+    *,
+    dbutils: Any = None,
+    cell_values: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Return each job parameter's value, as a string ("" when absent).
+
+    On Databricks the job parameters are the notebook's widgets
+    (``dbutils.widgets.get``). Locally, papermill injects them into the
+    notebook's parameters cell, whose values come in ``cell_values``. Failing
+    both, ``NBTRACE_PARAM_<NAME>`` in the environment is read.
+    """
+    env = os.environ if environ is None else environ
+    cells = cell_values or {}
+    values: dict[str, str] = {}
+    for name in names:
+        value: Any = None
+        if dbutils is not None:
+            try:
+                value = dbutils.widgets.get(name)
+            except Exception:  # a widget that is not defined raises
+                value = None
+        if value in (None, "") and cells.get(name) not in (None, ""):
+            value = cells[name]
+        if value in (None, ""):
+            value = env.get(f"NBTRACE_PARAM_{name.upper()}", "")
+        values[name] = "" if value is None else str(value).strip()
+    return values
+
+
+def parent_context(params: Mapping[str, str]) -> tuple[otel_context.Context, str | None]:
+    """Return the context to start the notebook's span in.
+
+    The result holds the remote parent from ``traceparent`` (with its
+    ``tracestate``) and the ``baggage``. When ``traceparent`` is missing or
+    not valid by the W3C Trace Context rules, the context has no parent, so
+    the notebook starts a new trace, and the second value says why; a run
+    never joins a fixed or made-up trace.
+    """
+    carrier = {k: params[k] for k in TRACE_PARAMETERS if params.get(k)}
+    ctx = TraceContextTextMapPropagator().extract(carrier)
+    ctx = W3CBaggagePropagator().extract(carrier, context=ctx)
+    if not params.get("traceparent"):
+        return ctx, "no traceparent job parameter: the notebook starts a new trace"
+    if not trace.get_current_span(ctx).get_span_context().is_valid:
+        return ctx, "the traceparent job parameter is not a valid W3C traceparent: the notebook starts a new trace"
+    return ctx, None
+
+
+def resource_for(params: Mapping[str, str], environ: Mapping[str, str] | None = None) -> Resource:
+    """Describe the notebook run: service name, Databricks job, run and compute."""
+    env = os.environ if environ is None else environ
+    attrs: dict[str, str | int] = {
+        "service.name": env.get("OTEL_SERVICE_NAME") or "databricks-notebook",
+        "cloud.provider": "azure",
+    }
+    for key, param in (("databricks.job.id", "job_id"), ("databricks.run.id", "run_id")):
+        value = params.get(param, "")
+        if value.isdigit():
+            attrs[key] = int(value)
+    cluster = env.get("DB_CLUSTER_ID") or _spark_conf("spark.databricks.clusterUsageTags.clusterId")
+    if cluster:
+        attrs["databricks.cluster.id"] = cluster
+    return Resource.create(attrs)
+
+
+def _spark_conf(key: str) -> str:
+    """Read a Spark conf value when a Spark session exists, else ""."""
+    try:
+        from pyspark.sql import SparkSession  # type: ignore[import-not-found]
+    except ImportError:
+        return ""
+    session = SparkSession.getActiveSession()
+    if session is None:
+        return ""
+    try:
+        return session.conf.get(key, "") or ""
+    except Exception:
+        return ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Export settings, read from the environment."""
+
+    connection_string: str = field(default="", repr=False)
+    authentication_string: str = field(default="", repr=False)
+    otlp_traces_endpoint: str = ""
+    flush_timeout_ms: int = 30000
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings; OTLP's traces endpoint as the exporter would."""
+        env = os.environ if environ is None else environ
+        traces = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+        if not traces and env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            traces = env["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"
+        timeout = env.get("NBTRACE_FLUSH_TIMEOUT_MS", "")
+        return cls(
+            connection_string=env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", ""),
+            authentication_string=env.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", ""),
+            otlp_traces_endpoint=traces,
+            flush_timeout_ms=int(timeout) if timeout.isdigit() else 30000,
+        )
+
+    def describe(self) -> str:
+        """Say where telemetry goes without showing any credential."""
+        targets = []
+        if self.connection_string:
+            endpoint = _connection_string_field(self.connection_string, "IngestionEndpoint") or "default endpoint"
+            auth = " with Entra ID" if self.authentication_string else ""
+            targets.append(f"Azure Monitor ({_host_of(endpoint)}{auth})")
+        if self.otlp_traces_endpoint:
+            targets.append(f"OTLP/HTTP ({_host_of(self.otlp_traces_endpoint)})")
+        return ", ".join(targets) or "nowhere (no exporter configured: spans stay in the notebook)"
+
+
+def _connection_string_field(cs: str, name: str) -> str:
+    for part in cs.split(";"):
+        key, _, value = part.partition("=")
+        if key.strip().lower() == name.lower():
+            return value.strip()
+    return ""
+
+
+def _host_of(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    return rest.split("/", 1)[0].rsplit("@", 1)[-1]
+
+
+def _credential(authentication_string: str) -> Any:
+    """An Entra ID credential for ``Authorization=AAD[;ClientId=...]``."""
+    if _connection_string_field(authentication_string, "Authorization").upper() != "AAD":
+        return None
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    client_id = _connection_string_field(authentication_string, "ClientId")
+    return ManagedIdentityCredential(client_id=client_id) if client_id else DefaultAzureCredential()
+
+
+def _providers(settings: Settings, resource: Resource) -> tuple[TracerProvider, list[Any]]:
+    """Build the tracer provider (and log providers to flush) for settings."""
+    processors = []
+    if settings.otlp_traces_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        processors.append(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_traces_endpoint)))
+    if settings.connection_string:
+        from azure.monitor.opentelemetry import configure_azure_monitor
+
+        configure_azure_monitor(
+            connection_string=settings.connection_string,
+            credential=_credential(settings.authentication_string),
+            resource=resource,
+            span_processors=processors,
+            logger_name=LOGGER_NAME,
+            enable_live_metrics=False,
+        )
+        from opentelemetry._logs import get_logger_provider
+
+        provider = trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):
+            raise RuntimeError("Azure Monitor did not install an SDK tracer provider")
+        return provider, [get_logger_provider()]
+    provider = TracerProvider(resource=resource)
+    for processor in processors:
+        provider.add_span_processor(processor)
+    return provider, []
+
+
+class TraceLogFilter(logging.Filter):
+    """Add ``trace_id`` and ``span_id`` of the current span to log records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ctx = trace.get_current_span().get_span_context()
+        record.trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else "-"
+        record.span_id = format(ctx.span_id, "016x") if ctx.is_valid else "-"
+        return True
+
+
+def _correlate_logging() -> None:
+    """Stamp the module's log records with trace ids and print them."""
+    if any(isinstance(f, TraceLogFilter) for f in log.filters):
+        return
+    log.addFilter(TraceLogFilter())
+    log.setLevel(logging.INFO)
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s [trace_id=%(trace_id)s span_id=%(span_id)s] %(message)s")
+    )
+    log.addHandler(handler)
+
+
+@dataclass
+class NotebookRun:
+    """The notebook's span and its tracer, for steps."""
+
+    tracer: trace.Tracer
+    span: trace.Span
+    params: Mapping[str, str]
+
+    @contextmanager
+    def step(self, name: str, **attributes: Any) -> Iterator[trace.Span]:
+        """Run a step in a child span; an exception is recorded and raised."""
+        with self.tracer.start_as_current_span(name, attributes=_clean(attributes)) as span:
+            yield span
+
+    def seconds(self, param: str, default: float = 0.0) -> float:
+        """A job parameter as a duration in seconds, between 0 and 3600."""
+        try:
+            value = float(self.params.get(param) or default)
+        except ValueError:
+            log.warning("job parameter %s=%r is not a number; using %s", param, self.params.get(param), default)
+            value = default
+        return min(max(value, 0.0), 3600.0)
+
+    def sleep(self, param: str, default: float = 0.0) -> float:
+        """Wait as long as the job parameter says (the simulated work)."""
+        seconds = self.seconds(param, default)
+        time.sleep(seconds)
+        return seconds
+
+
+def aggregate(rows: int, spark: Any = None) -> dict[str, Any]:
+    """The notebook's real data step: total ``rows`` synthetic sales rows per category.
+
+    It runs on Spark when a Spark session is given (on Databricks) and on
+    pandas otherwise (locally). It returns the engine, rows in and rows out,
+    and the totals by category.
+    """
+    rows = max(int(rows), 0)
+    if spark is not None:
+        df = spark.range(rows).selectExpr(
+            "CAST(id % 7 AS INT) AS category",
+            "CAST(id * 37 % 1000 AS DOUBLE) / 10 AS amount",
+        )
+        result = df.groupBy("category").sum("amount").collect()
+        totals = {int(r["category"]): round(float(r["sum(amount)"]), 2) for r in result}
+        engine = "spark"
+    else:
+        import pandas as pd
+
+        ids = pd.RangeIndex(rows)
+        df = pd.DataFrame({"category": ids % 7, "amount": (ids * 37 % 1000) / 10})
+        grouped = df.groupby("category")["amount"].sum()
+        totals = {int(k): round(float(v), 2) for k, v in grouped.items()}
+        engine = "pandas"
+    return {"engine": engine, "rows_in": rows, "rows_out": len(totals), "totals": dict(sorted(totals.items()))}
+
+
+def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in attributes.items() if v is not None and v != ""}
+
+
+@contextmanager
+def run(
+    params: Mapping[str, str],
+    *,
+    name: str = "distributed_tracing",
+    settings: Settings | None = None,
+    tracer_provider: TracerProvider | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Iterator[NotebookRun]:
+    """Run the notebook body inside its CONSUMER span.
+
+    The span is a child of the job parameters' trace context (or a new
+    root, with a warning, when there is none). An exception in the body is
+    recorded on the span, which is marked as an error, and raised again so
+    the job fails visibly. Whatever happens, every span and log record is
+    flushed before this returns.
+    """
+    _correlate_logging()
+    settings = settings or Settings.from_environ(environ)
+    to_flush: list[Any] = []
+    if tracer_provider is None:
+        tracer_provider, to_flush = _providers(settings, resource_for(params, environ))
+    log.info("telemetry goes to %s", settings.describe())
+    ctx, problem = parent_context(params)
+    if problem:
+        log.warning(problem)
+    tracer = tracer_provider.get_tracer(SCOPE)
+    attributes = _clean(
+        {
+            "databricks.job.id": int(params["job_id"]) if params.get("job_id", "").isdigit() else None,
+            "databricks.run.id": int(params["run_id"]) if params.get("run_id", "").isdigit() else None,
+            "notebook.name": name,
+            "nbtrace.dataset": params.get("dataset"),
+            "nbtrace.date": params.get("date"),
+        }
+    )
+    token = otel_context.attach(ctx)
+    try:
+        with tracer.start_as_current_span(
+            f"notebook {name}",
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            for key, value in otel_baggage.get_all().items():
+                span.set_attribute(f"baggage.{key}", str(value))
+            try:
+                yield NotebookRun(tracer=tracer, span=span, params=params)
+            except BaseException as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                log.exception("the notebook failed")
+                raise
+            else:
+                log.info("the notebook finished")
+    finally:
+        otel_context.detach(token)
+        _flush(tracer_provider, to_flush, settings.flush_timeout_ms)
+
+
+def _flush(provider: TracerProvider, others: list[Any], timeout_ms: int) -> None:
+    """Flush spans and log records; report, never raise, a flush failure."""
+    for p in [provider, *others]:
+        flush = getattr(p, "force_flush", None)
+        if flush is None:
+            continue
+        try:
+            if not flush(timeout_ms):
+                log.warning("telemetry flush did not finish within %d ms: some spans may be lost", timeout_ms)
+        except Exception:
+            log.exception("telemetry flush failed")
