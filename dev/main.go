@@ -113,7 +113,15 @@ func up(ctx context.Context, root string, args []string, stdout, stderr io.Write
 		fmt.Fprintf(stdout, "    %-5s %s%s  (auth: %s)\n", strings.Join(fn.Methods, ","), s.URL, fn.Path(app.Host.RoutePrefix), fn.AuthLevel)
 	}
 	fmt.Fprintf(stdout, "  Trace sink (OTLP/HTTP)   %s/v1/traces   spans as JSON: %s/api/traces/{traceId}\n", s.OTLPURL, s.OTLPURL)
+	fmt.Fprintf(stdout, "  Databricks stand-in      %s   job %d (deployed from notebooks/)\n", s.DatabricksURL, s.JobID)
+	if python, ok, reason := stack.Python(root); ok {
+		fmt.Fprintf(stdout, "  Notebook runs            papermill with %s; executed notebooks in .nbtrace/runs/\n", python)
+	} else {
+		fmt.Fprintf(stdout, "  Notebook runs            UNAVAILABLE: %s\n", reason)
+	}
 	fmt.Fprintf(stdout, "\nTry:\n  curl -s -X POST %s/api/validate -H 'Content-Type: application/json' \\\n    -d '{\"dataset\":\"sales\",\"date\":\"%s\",\"rowCount\":1200}'\n",
+		s.URL, time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly))
+	fmt.Fprintf(stdout, "  curl -s -X POST '%s/api/notebook?wait=60s' -H 'Content-Type: application/json' \\\n    -d '{\"dataset\":\"sales\",\"date\":\"%s\",\"rowCount\":1200}'\n",
 		s.URL, time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly))
 	fmt.Fprintln(stdout, "Each finished trace is printed below as a tree. Ctrl+C stops.")
 	<-ctx.Done()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/nbtrace/nbtrace/dev/dbxstandin"
 	"github.com/nbtrace/nbtrace/dev/otlpsink"
 )
 
@@ -28,8 +29,17 @@ const (
 
 var guid = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 
-// start runs the local stack on free loopback ports for one test.
+// start runs the local stack on free loopback ports for one test, with
+// notebook runs that succeed at once (no Python needed).
 func start(t *testing.T, protocol string) *Stack {
+	t.Helper()
+	return startWith(t, protocol, dbxstandin.RunnerFunc(func(ctx context.Context, _ dbxstandin.RunContext) error {
+		time.Sleep(20 * time.Millisecond)
+		return nil
+	}), nil)
+}
+
+func startWith(t *testing.T, protocol string, runner dbxstandin.Runner, env []string) *Stack {
 	t.Helper()
 	root, err := RepoRoot(".")
 	if err != nil {
@@ -44,7 +54,8 @@ func start(t *testing.T, protocol string) *Stack {
 	defer cancel()
 	s, err := Start(ctx, Options{
 		RepoRoot: root, Addr: "127.0.0.1:0", OTLPAddr: "127.0.0.1:0", Forwarding: &fwd,
-		Log: logFile, Env: []string{"SIMULATE_LATENCY=20ms", "OTEL_BSP_SCHEDULE_DELAY=50"},
+		Log: logFile, Env: append([]string{"SIMULATE_LATENCY=20ms", "OTEL_BSP_SCHEDULE_DELAY=50"}, env...),
+		Runner: runner,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -271,3 +282,5 @@ SERVER functions-host: validate
 		})
 	}
 }
+
+func jsonDecode(res *http.Response, v any) error { return json.NewDecoder(res.Body).Decode(v) }

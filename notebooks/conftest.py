@@ -1,0 +1,6 @@
+"""Make the notebook folder importable, as it is for the notebook on Databricks."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
