@@ -79,12 +79,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return cfg, fmt.Errorf("NBTRACE_LOG_LEVEL: %q is not debug, info, warn or error", v)
 		}
 	}
-	if v := getenv("NBTRACE_SHUTDOWN_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return cfg, fmt.Errorf("NBTRACE_SHUTDOWN_TIMEOUT: %q is not a positive duration such as 20s", v)
-		}
-		cfg.ShutdownTimeout = d
+	var err error
+	if cfg.ShutdownTimeout, err = api.DurationSetting(getenv, "NBTRACE_SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout, time.Second, 10*time.Minute); err != nil {
+		return cfg, err
 	}
 	base, err := baseURL(getenv)
 	if err != nil {
@@ -99,11 +96,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 // loopback host name, as under func start), else "".
 func baseURL(getenv func(string) string) (string, error) {
 	if v := getenv("NBTRACE_BASE_URL"); v != "" {
-		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return "", fmt.Errorf("NBTRACE_BASE_URL: %q is not an absolute http(s) URL", v)
-		}
-		return strings.TrimSuffix(u.String(), "/"), nil
+		u, err := api.HTTPURLSetting("NBTRACE_BASE_URL", v)
+		return strings.TrimSuffix(u, "/"), err
 	}
 	host := getenv("WEBSITE_HOSTNAME")
 	if host == "" {

@@ -150,3 +150,32 @@ func TestDecode(t *testing.T) {
 		})
 	}
 }
+
+func TestDurationSetting(t *testing.T) {
+	env := map[string]string{"OK": "2s", "BAD": "soon", "LOW": "1ms", "HIGH": "2h"}
+	getenv := func(k string) string { return env[k] }
+	if d, err := DurationSetting(getenv, "UNSET", 5*time.Second, time.Second, time.Minute); err != nil || d != 5*time.Second {
+		t.Errorf("unset: %v %v", d, err)
+	}
+	if d, err := DurationSetting(getenv, "OK", 5*time.Second, time.Second, time.Minute); err != nil || d != 2*time.Second {
+		t.Errorf("OK: %v %v", d, err)
+	}
+	for _, name := range []string{"BAD", "LOW", "HIGH"} {
+		if _, err := DurationSetting(getenv, name, 5*time.Second, time.Second, time.Minute); err == nil || !strings.HasPrefix(err.Error(), name+":") {
+			t.Errorf("%s: err = %v, want one naming the setting", name, err)
+		}
+	}
+}
+
+func TestHTTPURLSetting(t *testing.T) {
+	for raw, ok := range map[string]bool{"https://x.example.com/a": true, "http://127.0.0.1:7071": true, "x.example.com": false,
+		"ftp://x": false, "https://user:secret@x": false, "/relative": false} {
+		_, err := HTTPURLSetting("S", raw)
+		if (err == nil) != ok {
+			t.Errorf("%q: err = %v", raw, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("the error shows a credential: %v", err)
+		}
+	}
+}

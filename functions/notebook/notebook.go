@@ -65,21 +65,15 @@ func New(env api.Env, deps Deps) (http.Handler, error) {
 		}
 		cfg.validateURL = strings.TrimSuffix(env.BaseURL, "/") + "/validate"
 	}
-	if u, err := url.Parse(cfg.validateURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("NOTEBOOK_VALIDATE_URL: %q is not an absolute http(s) URL", cfg.validateURL)
+	var err error
+	if cfg.validateURL, err = api.HTTPURLSetting("NOTEBOOK_VALIDATE_URL", cfg.validateURL); err != nil {
+		return nil, err
 	}
-	for _, d := range []struct {
-		name string
-		dst  *time.Duration
-		max  time.Duration
-	}{{"NOTEBOOK_VALIDATE_TIMEOUT", &cfg.validateTimeout, time.Minute}, {"NOTEBOOK_MAX_WAIT", &cfg.maxWait, 220 * time.Second}} {
-		if v := env.Getenv(d.name); v != "" {
-			t, err := time.ParseDuration(v)
-			if err != nil || t <= 0 || t > d.max {
-				return nil, fmt.Errorf("%s: %q is not a duration above 0 and at most %s", d.name, v, d.max)
-			}
-			*d.dst = t
-		}
+	if cfg.validateTimeout, err = api.DurationSetting(env.Getenv, "NOTEBOOK_VALIDATE_TIMEOUT", cfg.validateTimeout, time.Millisecond, time.Minute); err != nil {
+		return nil, err
+	}
+	if cfg.maxWait, err = api.DurationSetting(env.Getenv, "NOTEBOOK_MAX_WAIT", cfg.maxWait, time.Second, 220*time.Second); err != nil {
+		return nil, err
 	}
 	list := env.Getenv("NOTEBOOK_PARAMETER_ALLOWLIST")
 	if list == "" {

@@ -36,10 +36,10 @@ type config struct {
 func New(env api.Env) (http.Handler, error) {
 	cfg := config{latency: 100 * time.Millisecond, maxRows: 1_000_000}
 	var err error
-	if cfg.latency, err = duration(env.Getenv, "SIMULATE_LATENCY", cfg.latency); err != nil {
+	if cfg.latency, err = api.DurationSetting(env.Getenv, "SIMULATE_LATENCY", cfg.latency, 0, time.Minute); err != nil {
 		return nil, err
 	}
-	if cfg.jitter, err = duration(env.Getenv, "SIMULATE_JITTER", 0); err != nil {
+	if cfg.jitter, err = api.DurationSetting(env.Getenv, "SIMULATE_JITTER", 0, 0, time.Minute); err != nil {
 		return nil, err
 	}
 	if v := env.Getenv("SIMULATE_FAILURE_RATE"); v != "" {
@@ -57,18 +57,6 @@ func New(env api.Env) (http.Handler, error) {
 		cfg.maxRows = n
 	}
 	return handleSimulate(cfg, time.Now), nil
-}
-
-func duration(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
-	v := getenv(name)
-	if v == "" {
-		return def, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 || d > time.Minute {
-		return 0, fmt.Errorf("%s: %q is not a duration from 0s to 60s", name, v)
-	}
-	return d, nil
 }
 
 // request is what validate sends; unknown fields are tolerated so that a

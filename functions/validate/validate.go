@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -40,13 +39,9 @@ func New(env api.Env) (http.Handler, error) {
 		}
 		services = append(services, service{name: s.name, url: u})
 	}
-	timeout := 5 * time.Second
-	if v := env.Getenv("VALIDATE_SERVICE_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("VALIDATE_SERVICE_TIMEOUT: %q is not a positive duration such as 5s", v)
-		}
-		timeout = d
+	timeout, err := api.DurationSetting(env.Getenv, "VALIDATE_SERVICE_TIMEOUT", 5*time.Second, time.Millisecond, 5*time.Minute)
+	if err != nil {
+		return nil, err
 	}
 	return handleValidate(env.HTTPClient, services, timeout), nil
 }
@@ -59,11 +54,7 @@ func serviceURL(env api.Env, setting, name string) (string, error) {
 		}
 		raw = strings.TrimSuffix(env.BaseURL, "/") + "/simulate/" + name
 	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("%s: %q is not an absolute http(s) URL", setting, raw)
-	}
-	return u.String(), nil
+	return api.HTTPURLSetting(setting, raw)
 }
 
 func handleValidate(client *http.Client, services []service, timeout time.Duration) http.Handler {

@@ -2,7 +2,6 @@ package databricks
 
 import (
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -63,21 +62,15 @@ func ConnectionFromEnv(getenv func(string) string) (Config, error) {
 	if c.Host == "" {
 		return c, fmt.Errorf("DATABRICKS_HOST is not set (the workspace URL; go run ./dev sets it to the local stand-in)")
 	}
-	u, err := url.Parse(c.Host)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
-		return c, fmt.Errorf("DATABRICKS_HOST: %q is not a workspace URL such as https://adb-1.2.azuredatabricks.net", c.Host)
+	if _, err := api.HTTPURLSetting("DATABRICKS_HOST", c.Host); err != nil {
+		return c, fmt.Errorf("%w: a workspace URL such as https://adb-1.2.azuredatabricks.net is needed", err)
 	}
-	for _, d := range []struct {
-		name string
-		dst  *time.Duration
-	}{{"DATABRICKS_HTTP_TIMEOUT", &c.HTTPTimeout}, {"DATABRICKS_RETRY_TIMEOUT", &c.RetryTimeout}} {
-		if v := getenv(d.name); v != "" {
-			t, err := time.ParseDuration(v)
-			if err != nil || t < time.Second {
-				return c, fmt.Errorf("%s: %q is not a duration of 1s or more", d.name, v)
-			}
-			*d.dst = t
-		}
+	var err error
+	if c.HTTPTimeout, err = api.DurationSetting(getenv, "DATABRICKS_HTTP_TIMEOUT", c.HTTPTimeout, time.Second, 5*time.Minute); err != nil {
+		return c, err
+	}
+	if c.RetryTimeout, err = api.DurationSetting(getenv, "DATABRICKS_RETRY_TIMEOUT", c.RetryTimeout, time.Second, 10*time.Minute); err != nil {
+		return c, err
 	}
 	return c, nil
 }
