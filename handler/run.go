@@ -45,7 +45,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	logger := slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})))
+	stderrLog := slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
+	logger := slog.New(telemetry.NewLogHandler(stderrLog, cfg.LogLevel))
 	slog.SetDefault(logger)
 
 	app, err := manifest.Load(os.DirFS(cfg.AppRoot))
@@ -56,6 +57,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("telemetry: %w", err)
 	}
+	// From here on, log records also go to the log exporters.
+	logger = slog.New(telemetry.NewLogHandler(slog.NewMultiHandler(stderrLog, tel.SlogHandler()), cfg.LogLevel))
+	slog.SetDefault(logger)
 	defer func() {
 		// Flush whatever was recorded, even when start-up fails below.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -68,6 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Getenv:         getenv,
 		HTTPClient:     newHTTPClient(tel),
 		TracerProvider: tel.TracerProvider,
+		MeterProvider:  tel.MeterProvider,
 		Propagator:     tel.Propagator,
 		Logger:         logger,
 		BaseURL:        withPrefix(cfg.BaseURL, app.Host.RoutePrefix),
@@ -90,11 +95,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	srv := &http.Server{
 		Handler: hostproto.NewServer(app, handlers, hostproto.Options{
-			TracerProvider: tel.TracerProvider,
-			Propagator:     tel.Propagator,
-			Logger:         logger,
-			MaxBodyBytes:   cfg.MaxBodyBytes,
-			SiteName:       cfg.SiteName,
+			TracerProvider:  tel.TracerProvider,
+			MeterProvider:   tel.MeterProvider,
+			Propagator:      tel.Propagator,
+			Logger:          logger,
+			MaxBodyBytes:    cfg.MaxBodyBytes,
+			SiteName:        cfg.SiteName,
+			AfterInvocation: tel.AfterInvocation,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -18,6 +19,8 @@ type Env struct {
 	HTTPClient *http.Client
 	// TracerProvider makes the function's own spans.
 	TracerProvider trace.TracerProvider
+	// MeterProvider makes the function's metrics.
+	MeterProvider metric.MeterProvider
 	// Propagator injects and extracts the W3C trace context and baggage.
 	Propagator propagation.TextMapPropagator
 	// Logger adds the trace and span ids of the context to each record and

@@ -1,6 +1,7 @@
 package hostproto
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -51,6 +54,11 @@ type Options struct {
 	MaxBodyBytes int64
 	// SiteName is WEBSITE_SITE_NAME; faas.name is "{SiteName}/{function}".
 	SiteName string
+	// MeterProvider records http.server.request.duration; none by default.
+	MeterProvider metric.MeterProvider
+	// AfterInvocation runs when an invocation's answer is ready, before
+	// it is written (the telemetry flush policy); nothing by default.
+	AfterInvocation func(ctx context.Context)
 }
 
 // Server serves the functions of an app to the Functions host.
@@ -59,6 +67,7 @@ type Server struct {
 	handlers map[string]http.Handler
 	opts     Options
 	tracer   trace.Tracer
+	duration metric.Float64Histogram
 	cold     atomic.Bool
 }
 
@@ -68,8 +77,19 @@ func NewServer(app *manifest.App, handlers map[string]http.Handler, opts Options
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if opts.MeterProvider == nil {
+		opts.MeterProvider = metricnoop.NewMeterProvider()
+	}
+	if opts.AfterInvocation == nil {
+		opts.AfterInvocation = func(context.Context) {}
+	}
 	s := &Server{app: app, handlers: handlers, opts: opts,
 		tracer: opts.TracerProvider.Tracer(telemetry.ScopeName)}
+	// The HTTP semantic conventions' server duration (its count is the
+	// request count); creating it cannot fail with the SDK's meter.
+	s.duration, _ = opts.MeterProvider.Meter(telemetry.ScopeName).Float64Histogram("http.server.request.duration",
+		metric.WithUnit("s"), metric.WithDescription("Duration of HTTP server requests (function invocations)."),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60, 120, 230))
 	s.cold.Store(true)
 	return s
 }
@@ -245,7 +265,6 @@ func (s *Server) invoke(fn manifest.Function, host, inner *http.Request, src Sou
 		attrs = append(attrs, semconv.UserAgentOriginal(ua))
 	}
 	ctx, span := s.tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
-	defer span.End()
 	ctx, capture := telemetry.CaptureLogs(ctx)
 	inner = inner.WithContext(ctx)
 
@@ -279,12 +298,24 @@ func (s *Server) invoke(fn manifest.Function, host, inner *http.Request, src Sou
 		span.SetStatus(codes.Error, http.StatusText(status))
 		span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(status)))
 	}
+	mattrs := []attribute.KeyValue{semconv.HTTPRequestMethodKey.String(inner.Method), semconv.HTTPResponseStatusCode(status)}
+	if route != "" {
+		mattrs = append(mattrs, semconv.HTTPRoute(route))
+	}
+	if status >= 500 {
+		mattrs = append(mattrs, semconv.ErrorTypeKey.String(strconv.Itoa(status)))
+	}
+	s.duration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(mattrs...))
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelError
 	}
 	s.opts.Logger.Log(ctx, level, "invocation finished", "function", fn.Name, "method", inner.Method,
 		"status", status, "duration_ms", time.Since(start).Milliseconds())
+	// The span ends when the answer is ready, so that the flush policy
+	// can send it with the rest of the invocation's telemetry.
+	span.End()
+	s.opts.AfterInvocation(ctx)
 	return bw, capture.Lines()
 }
 

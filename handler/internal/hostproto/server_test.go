@@ -84,7 +84,7 @@ func newFixture(t *testing.T, forwarding bool, maxBody int64) *fixture {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	logs := &bytes.Buffer{}
-	logger := slog.New(telemetry.NewLogHandler(slog.NewTextHandler(logs, nil)))
+	logger := slog.New(telemetry.NewLogHandler(slog.NewTextHandler(logs, nil), slog.LevelInfo))
 	prev := slog.Default()
 	slog.SetDefault(logger)
 	t.Cleanup(func() { slog.SetDefault(prev) })

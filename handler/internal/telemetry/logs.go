@@ -19,16 +19,21 @@ const MaxCapturedLines = 200
 // the invocation's capture when the context has one (see CaptureLogs).
 type LogHandler struct {
 	next   slog.Handler
+	level  slog.Leveler
 	attrs  string // " key=value" for WithAttrs attributes, rendered with their groups
 	groups []string
 }
 
-// NewLogHandler returns a LogHandler writing to next.
-func NewLogHandler(next slog.Handler) *LogHandler { return &LogHandler{next: next} }
+// NewLogHandler returns a LogHandler writing records at level or above to
+// next.
+func NewLogHandler(next slog.Handler, level slog.Leveler) *LogHandler {
+	return &LogHandler{next: next, level: level}
+}
 
-// Enabled reports whether next handles level.
+// Enabled reports whether level is at the handler's level or above and next
+// handles it.
 func (h *LogHandler) Enabled(ctx context.Context, level slog.Level) bool {
-	return h.next.Enabled(ctx, level)
+	return level >= h.level.Level() && h.next.Enabled(ctx, level)
 }
 
 // Handle adds the trace ids, captures the line, and passes the record on.

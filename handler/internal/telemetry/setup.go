@@ -4,40 +4,133 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/nbtrace/nbtrace/functions/api"
 	"log/slog"
-	"net/url"
-	"strconv"
+	"net/http"
 	"strings"
+	"sync/atomic"
+	"time"
 
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/contrib/bridges/otelslog"
+	"go.opentelemetry.io/otel/log"
+	lognoop "go.opentelemetry.io/otel/log/noop"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/nbtrace/nbtrace/handler/appinsights"
 )
 
-// ScopeName names the handler's tracer.
+// ScopeName names the handler's tracer, meter and logger.
 const ScopeName = "github.com/nbtrace/nbtrace/handler"
 
-// Telemetry is the process's tracing set-up.
+// Telemetry is the process's traces, metrics and logs set-up.
 type Telemetry struct {
 	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	LoggerProvider log.LoggerProvider
 	Propagator     propagation.TextMapPropagator
 	// Exporting is false when no exporter is configured: spans are made,
 	// so trace ids are real, but they stay in the process.
 	Exporting bool
-	sdk       *sdktrace.TracerProvider
+	// Policy says when telemetry is flushed besides at shutdown.
+	Policy       FlushPolicy
+	FlushTimeout time.Duration
+
+	tp       *sdktrace.TracerProvider
+	lp       *sdklog.LoggerProvider
+	mp       *sdkmetric.MeterProvider
+	ai       *appinsights.Transmitter
+	flushing atomic.Bool
+	pending  atomic.Bool
 }
 
-// Shutdown flushes every pending span and stops the exporters.
-func (t *Telemetry) Shutdown(ctx context.Context) error { return t.sdk.Shutdown(ctx) }
+// SlogHandler sends log records to the configured log exporters, or
+// nowhere.
+func (t *Telemetry) SlogHandler() slog.Handler {
+	return otelslog.NewHandler(ScopeName, otelslog.WithLoggerProvider(t.LoggerProvider))
+}
 
-// ForceFlush exports every pending span.
-func (t *Telemetry) ForceFlush(ctx context.Context) error { return t.sdk.ForceFlush(ctx) }
+// AIStats reports what the Application Insights exporter sent and dropped;
+// ok is false when it is not configured.
+func (t *Telemetry) AIStats() (appinsights.Stats, bool) {
+	if t.ai == nil {
+		return appinsights.Stats{}, false
+	}
+	return t.ai.Stats(), true
+}
+
+// ForceFlush exports every pending span, log record and metric, and waits
+// for the Application Insights queue to drain.
+func (t *Telemetry) ForceFlush(ctx context.Context) error {
+	var errs []error
+	if t.tp != nil {
+		errs = append(errs, t.tp.ForceFlush(ctx))
+	}
+	if t.lp != nil {
+		errs = append(errs, t.lp.ForceFlush(ctx))
+	}
+	if t.ai != nil {
+		errs = append(errs, t.ai.Flush(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Shutdown flushes everything (metrics included) and stops the exporters.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	var errs []error
+	if t.mp != nil {
+		errs = append(errs, t.mp.Shutdown(ctx))
+	}
+	if t.lp != nil {
+		errs = append(errs, t.lp.Shutdown(ctx))
+	}
+	if t.tp != nil {
+		errs = append(errs, t.tp.Shutdown(ctx))
+	}
+	if t.ai != nil {
+		errs = append(errs, t.ai.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// AfterInvocation applies the flush policy once an invocation's answer is
+// ready. With FlushSync it returns when the flush is done or FlushTimeout
+// has passed; with FlushAsync it starts a flush in the background (one at
+// a time, coalescing the invocations that end meanwhile) and returns at
+// once; with FlushBatch it does nothing.
+func (t *Telemetry) AfterInvocation(ctx context.Context) {
+	switch t.Policy {
+	case FlushSync:
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.FlushTimeout)
+		defer cancel()
+		_ = t.ForceFlush(fctx)
+	case FlushAsync:
+		if !t.flushing.CompareAndSwap(false, true) {
+			t.pending.Store(true)
+			return
+		}
+		go func() {
+			for {
+				t.pending.Store(false)
+				fctx, cancel := context.WithTimeout(context.Background(), t.FlushTimeout)
+				_ = t.ForceFlush(fctx)
+				cancel()
+				t.flushing.Store(false)
+				if !t.pending.Load() || !t.flushing.CompareAndSwap(false, true) {
+					return
+				}
+			}
+		}()
+	}
+}
 
 type config struct {
-	processors []sdktrace.SpanProcessor
-	version    string
+	spanProcessors []sdktrace.SpanProcessor
+	version        string
+	httpClient     *http.Client
 }
 
 // Option configures Setup.
@@ -50,7 +143,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 // WithSpanProcessor adds a span processor, such as an in-memory recorder in
 // tests. None is added by default.
 func WithSpanProcessor(p sdktrace.SpanProcessor) Option {
-	return optionFunc(func(c *config) { c.processors = append(c.processors, p) })
+	return optionFunc(func(c *config) { c.spanProcessors = append(c.spanProcessors, p) })
 }
 
 // WithVersion sets service.version. It is unset by default.
@@ -58,121 +151,94 @@ func WithVersion(v string) Option {
 	return optionFunc(func(c *config) { c.version = v })
 }
 
-// Setup builds the tracer provider from settings read through getenv:
-//
-//   - OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (used as is) or
-//     OTEL_EXPORTER_OTLP_ENDPOINT (with /v1/traces appended): export over
-//     OTLP/HTTP. The exporter reads OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT and
-//     _COMPRESSION from the process environment itself.
-//   - OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG: the sampler,
-//     parentbased_always_on by default.
-//   - OTEL_SDK_DISABLED=true: no spans are exported.
-//
-// No connection is made here: exporters dial on their first export. It
-// returns an error naming the setting that is not valid.
+// WithHTTPClient sets the client exporters post with (tests inject faults
+// through it). Each exporter's own client by default.
+func WithHTTPClient(h *http.Client) Option {
+	return optionFunc(func(c *config) { c.httpClient = h })
+}
+
+// Setup builds the tracer, meter and logger providers from the settings
+// (see Settings) read through getenv. OTLP/HTTP and Application Insights
+// can both be on; with neither, one log line says telemetry stays local.
+// No connection is made here: exporters dial on their first export, and
+// Entra ID tokens are fetched then. It returns an error naming the setting
+// that is not valid.
 func Setup(ctx context.Context, getenv func(string) string, logger *slog.Logger, opts ...Option) (*Telemetry, error) {
 	var cfg config
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
-	sampler, err := samplerFrom(getenv)
+	s, err := readSettings(getenv)
 	if err != nil {
 		return nil, err
 	}
-	tpOpts := []sdktrace.TracerProviderOption{
-		sdktrace.WithResource(Resource(getenv, cfg.version)),
-		sdktrace.WithSampler(sampler),
+	res := Resource(getenv, cfg.version)
+	t := &Telemetry{
+		Propagator:   propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		Policy:       s.flushPolicy,
+		FlushTimeout: s.flushTimeout,
 	}
-	for _, p := range cfg.processors {
+	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(s.sampler)}
+	for _, p := range cfg.spanProcessors {
 		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(p))
 	}
-	t := &Telemetry{
-		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
-	}
-	disabled := strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true")
-	endpoint, err := tracesEndpoint(getenv)
-	if err != nil {
-		return nil, err
-	}
-	if endpoint != "" && !disabled {
-		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
+	var lpOpts []sdklog.LoggerProviderOption
+	var mpOpts []sdkmetric.Option
+	var targets []string
+
+	if !s.disabled && s.otlp.any() {
+		o, err := s.otlp.exporters(ctx, cfg.httpClient, getenv)
 		if err != nil {
-			return nil, fmt.Errorf("otlp trace exporter: %w", err)
+			return nil, err
 		}
-		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
-		t.Exporting = true
-		logger.Info("exporting traces over OTLP/HTTP", "endpoint", redactURL(endpoint))
+		if o.traces != nil {
+			tpOpts = append(tpOpts, sdktrace.WithBatcher(o.traces, sdktrace.WithBatchTimeout(s.batchDelay)))
+		}
+		if o.logs != nil {
+			lpOpts = append(lpOpts, sdklog.WithProcessor(sdklog.NewBatchProcessor(o.logs)))
+		}
+		if o.metrics != nil {
+			mpOpts = append(mpOpts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(o.metrics, sdkmetric.WithInterval(s.metricInterval))))
+		}
+		targets = append(targets, "OTLP/HTTP ("+strings.Join(o.describe, ", ")+")")
+	}
+	if !s.disabled && s.ai != nil {
+		aopts := appinsights.Options{HTTPClient: cfg.httpClient}
+		if s.aiAuth.EntraID {
+			cred, err := azureCredential(s.aiAuth.ClientID)
+			if err != nil {
+				return nil, fmt.Errorf("APPLICATIONINSIGHTS_AUTHENTICATION_STRING: %w", err)
+			}
+			aopts.Credential = cred
+		}
+		t.ai = appinsights.NewTransmitter(*s.ai, aopts)
+		tpOpts = append(tpOpts, sdktrace.WithBatcher(appinsights.NewTraceExporter(t.ai), sdktrace.WithBatchTimeout(s.batchDelay)))
+		lpOpts = append(lpOpts, sdklog.WithProcessor(sdklog.NewBatchProcessor(appinsights.NewLogExporter(t.ai))))
+		mpOpts = append(mpOpts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(appinsights.NewMetricExporter(t.ai), sdkmetric.WithInterval(s.metricInterval))))
+		auth := "instrumentation key"
+		if s.aiAuth.EntraID {
+			auth = "Entra ID"
+		}
+		targets = append(targets, "Application Insights ("+hostOf(s.ai.IngestionEndpoint)+", "+auth+")")
+	}
+	t.tp = sdktrace.NewTracerProvider(tpOpts...)
+	t.TracerProvider = t.tp
+	if len(lpOpts) > 0 {
+		t.lp = sdklog.NewLoggerProvider(append(lpOpts, sdklog.WithResource(res))...)
+		t.LoggerProvider = t.lp
 	} else {
-		logger.Info("telemetry stays local: set OTEL_EXPORTER_OTLP_ENDPOINT to export traces")
+		t.LoggerProvider = lognoop.NewLoggerProvider()
 	}
-	t.sdk = sdktrace.NewTracerProvider(tpOpts...)
-	t.TracerProvider = t.sdk
+	t.mp = sdkmetric.NewMeterProvider(append(mpOpts, sdkmetric.WithResource(res))...)
+	t.MeterProvider = t.mp
+	t.Exporting = len(targets) > 0
+	switch {
+	case s.disabled:
+		logger.Info("telemetry stays local: OTEL_SDK_DISABLED=true")
+	case !t.Exporting:
+		logger.Info("telemetry stays local: set OTEL_EXPORTER_OTLP_ENDPOINT or APPLICATIONINSIGHTS_CONNECTION_STRING to export it")
+	default:
+		logger.Info("exporting telemetry", "to", strings.Join(targets, "; "), "flush_policy", string(s.flushPolicy))
+	}
 	return t, nil
-}
-
-func tracesEndpoint(getenv func(string) string) (string, error) {
-	name, raw := "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-	if raw == "" {
-		name, raw = "OTEL_EXPORTER_OTLP_ENDPOINT", getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
-		if raw == "" {
-			return "", nil
-		}
-		raw = strings.TrimSuffix(raw, "/") + "/v1/traces"
-	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("%s: %q is not an http(s) URL", name, redactURL(raw))
-	}
-	return u.String(), nil
-}
-
-// redactURL drops user info and the query, which may carry credentials.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.User, u.RawQuery = nil, ""
-	return u.String()
-}
-
-func samplerFrom(getenv func(string) string) (sdktrace.Sampler, error) {
-	name := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER")))
-	ratio := 1.0
-	if arg := getenv("OTEL_TRACES_SAMPLER_ARG"); arg != "" && strings.Contains(name, "traceidratio") {
-		r, err := strconv.ParseFloat(arg, 64)
-		if err != nil || r < 0 || r > 1 {
-			return nil, fmt.Errorf("OTEL_TRACES_SAMPLER_ARG: %q is not a ratio from 0 to 1", arg)
-		}
-		ratio = r
-	}
-	switch name {
-	case "", "parentbased_always_on":
-		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
-	case "always_on":
-		return sdktrace.AlwaysSample(), nil
-	case "always_off":
-		return sdktrace.NeverSample(), nil
-	case "parentbased_always_off":
-		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
-	case "traceidratio":
-		return sdktrace.TraceIDRatioBased(ratio), nil
-	case "parentbased_traceidratio":
-		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio)), nil
-	}
-	return nil, errors.New("OTEL_TRACES_SAMPLER: " + strconv.Quote(name) +
-		" is not one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio")
-}
-
-// Settings lists the telemetry settings the handler reads.
-var Settings = []api.Setting{
-	{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Default: "", Doc: "OTLP/HTTP base URL (such as http://127.0.0.1:4318); /v1/traces is appended. Unset: traces stay local."},
-	{Name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", Default: "", Doc: "OTLP/HTTP traces URL, used as is; wins over OTEL_EXPORTER_OTLP_ENDPOINT."},
-	{Name: "OTEL_EXPORTER_OTLP_HEADERS", Default: "", Doc: "Headers sent with each export (key=value,…); read by the exporter."},
-	{Name: "OTEL_TRACES_SAMPLER", Default: "parentbased_always_on", Doc: "Sampler: always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio."},
-	{Name: "OTEL_TRACES_SAMPLER_ARG", Default: "1", Doc: "The ratio of the traceidratio samplers, 0 to 1."},
-	{Name: "OTEL_SERVICE_NAME", Default: DefaultServiceName, Doc: "service.name of the handler's spans (App Insights cloud_RoleName)."},
-	{Name: "OTEL_RESOURCE_ATTRIBUTES", Default: "", Doc: "Extra resource attributes, key=value,…"},
-	{Name: "OTEL_SDK_DISABLED", Default: "false", Doc: "true: make no exports at all."},
-	{Name: "OTEL_BSP_SCHEDULE_DELAY", Default: "5000", Doc: "Milliseconds between span batches; read by the SDK."},
 }

@@ -112,7 +112,7 @@ func TestSamplers(t *testing.T) {
 
 func TestLogHandler(t *testing.T) {
 	var out bytes.Buffer
-	logger := slog.New(NewLogHandler(slog.NewJSONHandler(&out, nil))).With("function", "validate").WithGroup("req")
+	logger := slog.New(NewLogHandler(slog.NewJSONHandler(&out, nil), slog.LevelInfo)).With("function", "validate").WithGroup("req")
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()))
 	ctx, span := tp.Tracer("t").Start(context.Background(), "x")
 	defer span.End()
