@@ -116,8 +116,15 @@ type DataPoint struct {
 	Max   *float64 `json:"max,omitempty"`
 }
 
-// formatTime writes a time as the exporters do: UTC, microseconds.
-func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z") }
+// formatTime writes a time as the Python exporter does (isoformat): UTC,
+// six digits of microseconds, or none when they are all zero.
+func formatTime(t time.Time) string {
+	t = t.UTC()
+	if t.Nanosecond()/1000 == 0 {
+		return t.Format("2006-01-02T15:04:05Z")
+	}
+	return t.Format("2006-01-02T15:04:05.000000Z")
+}
 
 // formatDuration writes a duration as "d.hh:mm:ss.fff", rounded to the
 // millisecond, as the Python exporter does.

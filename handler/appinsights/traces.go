@@ -148,15 +148,21 @@ func SpanEnvelopes(s sdktrace.ReadOnlySpan, ikey string, base map[string]string)
 	dur := formatDuration(s.EndTime().Sub(s.StartTime()))
 	props := properties(s.Attributes())
 	if links := s.Links(); len(links) > 0 {
-		var ls []map[string]string
+		// Written as the Python exporter's json.dumps writes it; at most
+		// 103 links fit the 8 KiB of a property.
+		var b strings.Builder
+		b.WriteByte('[')
 		for i, l := range links {
 			if i > 102 {
 				break
 			}
-			ls = append(ls, map[string]string{"operation_Id": l.SpanContext.TraceID().String(), "id": l.SpanContext.SpanID().String()})
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, `{"operation_Id": "%s", "id": "%s"}`, l.SpanContext.TraceID(), l.SpanContext.SpanID())
 		}
-		b, _ := json.Marshal(ls)
-		props["_MS.links"] = string(b)
+		b.WriteByte(']')
+		props["_MS.links"] = b.String()
 	}
 	method := a.str("http.request.method")
 	if method == "" {
