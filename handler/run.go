@@ -60,8 +60,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// From here on, log records also go to the log exporters.
 	logger = slog.New(telemetry.NewLogHandler(slog.NewMultiHandler(stderrLog, tel.SlogHandler()), cfg.LogLevel))
 	slog.SetDefault(logger)
+	telemetryDone := false
 	defer func() {
-		// Flush whatever was recorded, even when start-up fails below.
+		// Flush whatever was recorded when start-up fails below.
+		if telemetryDone {
+			return
+		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := tel.Shutdown(sctx); err != nil {
@@ -117,11 +121,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down: finishing in-flight invocations", "timeout", cfg.ShutdownTimeout.String())
+	logger.Info("shutting down: finishing in-flight invocations, then flushing telemetry", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	shutdownErr := srv.Shutdown(sctx)
+	// Then the last flush, within what is left of NBTRACE_SHUTDOWN_TIMEOUT
+	// (at least a second).
+	if dl, _ := sctx.Deadline(); time.Until(dl) < time.Second {
+		var cancel2 context.CancelFunc
+		sctx, cancel2 = context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel2()
+	}
+	telemetryDone = true
+	if err := tel.Shutdown(sctx); err != nil {
+		logger.Warn("telemetry flush at shutdown failed: some telemetry is lost", "error", err)
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("shutdown: %w", shutdownErr)
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)

@@ -299,4 +299,3 @@ func deepCopy(v map[string]any) map[string]any {
 	_ = json.Unmarshal(b, &out)
 	return out
 }
-
