@@ -84,6 +84,7 @@ func up(ctx context.Context, root string, args []string, stdout, stderr io.Write
 	otlp := fs.String("otlp", "127.0.0.1:4318", "the trace sink's address")
 	mode := fs.String("protocol", "", "payload or forwarding; default: what host.json says")
 	settings := fs.String("settings", filepath.Join(root, "local.settings.json"), "local.settings.json to read, if it exists")
+	forward := fs.String("forward", "", "also send every trace, log and metric to this OTLP/HTTP base URL (such as a local Jaeger)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -101,7 +102,7 @@ func up(ctx context.Context, root string, args []string, stdout, stderr io.Write
 	fmt.Fprintln(stderr, "building the handler and starting the local stack…")
 	s, err := stack.Start(ctx, stack.Options{
 		RepoRoot: root, Addr: *addr, OTLPAddr: *otlp, Forwarding: forwarding,
-		SettingsFile: *settings, Traces: stdout, Log: stderr, Settle: 750 * time.Millisecond,
+		SettingsFile: *settings, Traces: stdout, Log: stderr, Settle: 750 * time.Millisecond, Forward: *forward,
 	})
 	if err != nil {
 		return err

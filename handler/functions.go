@@ -66,7 +66,7 @@ func (s *shared) databricks(env api.Env) (*databricks.Client, error) {
 
 func (s *shared) recorder(env api.Env) *jobrun.Recorder {
 	if s.rec == nil {
-		s.rec = jobrun.NewRecorder(env.TracerProvider)
+		s.rec = jobrun.NewRecorder(env.TracerProvider, env.MeterProvider)
 	}
 	return s.rec
 }

@@ -1,6 +1,7 @@
 package otlpsink
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/hex"
@@ -52,6 +53,11 @@ type Sink struct {
 	changed chan struct{}
 	// MaxTraces bounds memory: the oldest traces are forgotten past it.
 	MaxTraces int
+	// Forward, when set, is an OTLP/HTTP base URL (such as a local
+	// Jaeger's http://127.0.0.1:4318) that every export received is sent on
+	// to, unchanged.
+	Forward   string
+	forwarder *http.Client
 }
 
 // New returns an empty sink.
@@ -73,17 +79,49 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(s.Trace(strings.TrimPrefix(r.URL.Path, "/api/traces/")))
 	case r.Method == http.MethodPost && (r.URL.Path == "/v1/logs" || r.URL.Path == "/v1/metrics"):
-		// Accepted and dropped, so that exporters of other signals do not
-		// retry against the local stack.
-		_, _ = io.Copy(io.Discard, r.Body)
+		// Accepted (and forwarded) but not kept, so that exporters of other
+		// signals do not retry against the local stack.
+		raw, _ := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<20))
+		s.forward(r, raw)
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	default:
 		http.NotFound(w, r)
 	}
 }
 
+// forward sends an export on, unchanged, in the background.
+func (s *Sink) forward(r *http.Request, raw []byte) {
+	if s.Forward == "" {
+		return
+	}
+	if s.forwarder == nil {
+		s.forwarder = &http.Client{Timeout: 10 * time.Second}
+	}
+	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(s.Forward, "/")+r.URL.Path, bytes.NewReader(raw))
+	if err != nil {
+		return
+	}
+	for _, h := range []string{"Content-Type", "Content-Encoding"} {
+		if v := r.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
+	go func() {
+		if res, err := s.forwarder.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	}()
+}
+
 func (s *Sink) receive(w http.ResponseWriter, r *http.Request) {
-	var body io.Reader = http.MaxBytesReader(w, r.Body, 64<<20)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<20))
+	if err != nil {
+		http.Error(w, "cannot read body", http.StatusBadRequest)
+		return
+	}
+	s.forward(r, raw)
+	var body io.Reader = bytes.NewReader(raw)
 	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
 		gz, err := gzip.NewReader(body)
 		if err != nil {

@@ -97,3 +97,29 @@ func TestPrintFinishedPrintsOnceSettled(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestForward(t *testing.T) {
+	far := New()
+	farSrv := httptest.NewServer(far)
+	defer farSrv.Close()
+	near := New()
+	near.Forward = farSrv.URL
+	nearSrv := httptest.NewServer(near)
+	defer nearSrv.Close()
+	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(nearSrv.URL+"/v1/traces"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	_, span := tp.Tracer("t").Start(context.Background(), "forwarded")
+	span.End()
+	_ = tp.Shutdown(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := far.WaitFor(ctx, span.SpanContext().TraceID().String(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(near.Trace(span.SpanContext().TraceID().String())) != 1 {
+		t.Error("the near sink did not keep the span")
+	}
+}

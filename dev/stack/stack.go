@@ -63,6 +63,9 @@ type Options struct {
 	Log io.Writer
 	// Settle is how long a trace must be quiet before it is printed.
 	Settle time.Duration
+	// Forward sends every export the sink receives on to this OTLP/HTTP
+	// base URL as well (a local Jaeger, say).
+	Forward string
 	// Runner executes the notebook of each Databricks run; nil runs it
 	// with Python (see NotebookRunner).
 	Runner dbxstandin.Runner
@@ -108,6 +111,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		o.Addr = "localhost:" + strconv.Itoa(localPort)
 	}
 	s := &Stack{Sink: otlpsink.New()}
+	s.Sink.Forward = o.Forward
 	defer func() {
 		if err != nil {
 			_ = s.Stop()

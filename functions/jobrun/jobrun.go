@@ -11,6 +11,8 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -119,6 +121,7 @@ func ParentOf(r *jobs.Run) trace.SpanContext {
 // state is read. It remembers the last MaxRemembered runs of this process.
 type Recorder struct {
 	tracer trace.Tracer
+	failed metric.Int64Counter
 	mu     sync.Mutex
 	seen   map[int64]bool
 	order  []int64
@@ -127,10 +130,18 @@ type Recorder struct {
 // MaxRemembered bounds the runs a Recorder remembers.
 const MaxRemembered = 10000
 
-// NewRecorder returns a Recorder that makes spans with tp.
-func NewRecorder(tp trace.TracerProvider) *Recorder {
-	return &Recorder{tracer: tp.Tracer("github.com/nbtrace/nbtrace/functions/internal/jobrun"), seen: map[int64]bool{}}
+// NewRecorder returns a Recorder that makes spans with tp and counts
+// failed runs (nbtrace.databricks.runs.failed) with mp, which may be nil.
+func NewRecorder(tp trace.TracerProvider, mp metric.MeterProvider) *Recorder {
+	if mp == nil {
+		mp = metricnoop.NewMeterProvider()
+	}
+	failed, _ := mp.Meter(scope).Int64Counter("nbtrace.databricks.runs.failed",
+		metric.WithDescription("Runs of the notebook job seen ending without success."), metric.WithUnit("{run}"))
+	return &Recorder{tracer: tp.Tracer(scope), failed: failed, seen: map[int64]bool{}}
 }
+
+const scope = "github.com/nbtrace/nbtrace/functions/jobrun"
 
 // Record puts an ended run into its trace: a CONSUMER span "databricks run
 // {id}" from its start to its end, child of the traceparent in its job
@@ -175,6 +186,7 @@ func (rec *Recorder) Record(r *jobs.Run) bool {
 		trace.WithTimestamp(start), trace.WithAttributes(attrs...))
 	if r.State.ResultState != jobs.RunResultStateSuccess {
 		span.SetStatus(codes.Error, string(r.State.ResultState)+": "+r.State.StateMessage)
+		rec.failed.Add(ctx, 1, metric.WithAttributes(attribute.String("databricks.run.result_state", string(r.State.ResultState))))
 	}
 	at := start
 	for _, p := range []struct {

@@ -1,10 +1,13 @@
 package jobrun
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/service/jobs"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -39,7 +42,7 @@ func TestStatusOf(t *testing.T) {
 
 func TestRecorder(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
-	r := NewRecorder(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	r := NewRecorder(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)), nil)
 	run := endedRun("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	if !r.Record(run) {
 		t.Fatal("not recorded")
@@ -90,7 +93,7 @@ func TestRecorder(t *testing.T) {
 
 func TestRecorderWithoutTraceparentStartsATrace(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
-	r := NewRecorder(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	r := NewRecorder(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)), nil)
 	r.Record(endedRun("ff-bad"))
 	for _, s := range rec.Ended() {
 		if s.Name() == "databricks run" && s.Parent().IsValid() {
@@ -105,5 +108,20 @@ func TestPhasesFromTheTask(t *testing.T) {
 	run.Tasks[0].SetupDuration, run.Tasks[0].ExecutionDuration, run.Tasks[0].CleanupDuration = 2, 3, 4
 	if p := phasesOf(run); p.setup != 2*time.Millisecond || p.execution != 3*time.Millisecond || p.cleanup != 4*time.Millisecond {
 		t.Errorf("phases = %+v", p)
+	}
+}
+
+func TestFailedRunsAreCounted(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	r := NewRecorder(sdktrace.NewTracerProvider(), sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
+	r.Record(endedRun(""))
+	r.Record(endedRun("")) // the same run: counted once
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	sum := rm.ScopeMetrics[0].Metrics[0].Data.(metricdata.Sum[int64])
+	if rm.ScopeMetrics[0].Metrics[0].Name != "nbtrace.databricks.runs.failed" || sum.DataPoints[0].Value != 1 {
+		t.Errorf("metrics = %+v", rm.ScopeMetrics)
 	}
 }

@@ -24,6 +24,8 @@ import (
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -87,18 +89,25 @@ func New(env api.Env, deps Deps) (http.Handler, error) {
 			cfg.allow[k] = true
 		}
 	}
-	h := &handler{cfg: cfg, deps: deps, client: env.HTTPClient,
+	mp := env.MeterProvider
+	if mp == nil {
+		mp = metricnoop.NewMeterProvider()
+	}
+	started, _ := mp.Meter("github.com/nbtrace/nbtrace/functions/notebook").Int64Counter("nbtrace.databricks.runs.started",
+		metric.WithDescription("Runs of the notebook job started (a retried request that gets the same run counts again)."), metric.WithUnit("{run}"))
+	h := &handler{cfg: cfg, deps: deps, client: env.HTTPClient, started: started,
 		tracer: env.TracerProvider.Tracer("github.com/nbtrace/nbtrace/functions/notebook"),
 		prop:   propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
 	return api.HandlerFunc(h.serve), nil
 }
 
 type handler struct {
-	cfg    config
-	deps   Deps
-	client *http.Client
-	tracer trace.Tracer
-	prop   propagation.TextMapPropagator
+	cfg     config
+	started metric.Int64Counter
+	deps    Deps
+	client  *http.Client
+	tracer  trace.Tracer
+	prop    propagation.TextMapPropagator
 }
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request) error {
@@ -285,6 +294,7 @@ func (h *handler) runNow(ctx context.Context, req Request, token string) (int64,
 		return 0, err
 	}
 	span.SetAttributes(attribute.Int64("databricks.run.id", runID))
+	h.started.Add(ctx, 1)
 	return runID, nil
 }
 

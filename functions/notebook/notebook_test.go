@@ -87,7 +87,7 @@ func newFixture(t *testing.T, validateStatus int, validateBody string, env map[s
 		settings[k] = v
 	}
 	h, err := New(api.Env{Getenv: func(k string) string { return settings[k] }, HTTPClient: http.DefaultClient,
-		TracerProvider: f.tp, BaseURL: "http://localhost:7071/api"}, Deps{Runs: runs, Recorder: jobrun.NewRecorder(f.tp)})
+		TracerProvider: f.tp, BaseURL: "http://localhost:7071/api"}, Deps{Runs: runs, Recorder: jobrun.NewRecorder(f.tp, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func (f *fakeRuns) WaitRun(context.Context, int64, time.Duration) (*jobs.Run, bo
 
 func TestRuns(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
-	recorder := jobrun.NewRecorder(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	recorder := jobrun.NewRecorder(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)), nil)
 	runs := &fakeRuns{get: func(id int64) (*jobs.Run, error) {
 		switch id {
 		case 1:

@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -496,5 +498,50 @@ func TestExtractParentBaggage(t *testing.T) {
 				t.Errorf("baggage = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestRequestDurationMetric(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	app := testApp(t, false)
+	srv := NewServer(app, map[string]http.Handler{"echo": http.HandlerFunc(echo), "ret": http.HandlerFunc(echo)}, Options{
+		TracerProvider: sdktrace.NewTracerProvider(), Propagator: propagation.TraceContext{},
+		Logger: slog.New(slog.DiscardHandler), MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)),
+	})
+	payload, _ := os.ReadFile("testdata/echo-body.input")
+	for range 3 {
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/echo", bytes.NewReader(payload)))
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	m := rm.ScopeMetrics[0].Metrics[0]
+	h := m.Data.(metricdata.Histogram[float64])
+	if m.Name != "http.server.request.duration" || m.Unit != "s" || len(h.DataPoints) != 1 || h.DataPoints[0].Count != 3 {
+		t.Fatalf("metric = %+v", m)
+	}
+	attrs := h.DataPoints[0].Attributes
+	for k, want := range map[string]string{"http.request.method": "POST", "http.route": "/api/echo/{id:int}", "http.response.status_code": "201"} {
+		if v, ok := attrs.Value(attribute.Key(k)); !ok || v.Emit() != want {
+			t.Errorf("%s = %v, want %s", k, v.Emit(), want)
+		}
+	}
+}
+
+func TestAfterInvocationSeesTheEndedSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	var ended int
+	app := testApp(t, false)
+	srv := NewServer(app, map[string]http.Handler{"echo": http.HandlerFunc(echo), "ret": http.HandlerFunc(echo)}, Options{
+		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)), Propagator: propagation.TraceContext{},
+		Logger:          slog.New(slog.DiscardHandler),
+		AfterInvocation: func(context.Context) { ended = len(rec.Ended()) },
+	})
+	payload, _ := os.ReadFile("testdata/echo-body.input")
+	srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/echo", bytes.NewReader(payload)))
+	if ended != 1 {
+		t.Errorf("AfterInvocation saw %d ended spans, want the invocation's: a flush then would miss it", ended)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/bridges/otelslog"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/log"
 	lognoop "go.opentelemetry.io/otel/log/noop"
 	"go.opentelemetry.io/otel/metric"
@@ -79,8 +80,15 @@ func (t *Telemetry) ForceFlush(ctx context.Context) error {
 }
 
 // Shutdown flushes everything (metrics included) and stops the exporters.
+// It logs what the Application Insights exporter sent and dropped.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
 	var errs []error
+	defer func() {
+		if s, ok := t.AIStats(); ok {
+			slog.Info("application insights exporter", "sent", s.Sent, "retried", s.Retried,
+				"dropped_queue_full", s.DroppedQueueFull, "dropped_rejected", s.DroppedRejected)
+		}
+	}()
 	if t.mp != nil {
 		errs = append(errs, t.mp.Shutdown(ctx))
 	}
@@ -231,6 +239,23 @@ func Setup(ctx context.Context, getenv func(string) string, logger *slog.Logger,
 	}
 	t.mp = sdkmetric.NewMeterProvider(append(mpOpts, sdkmetric.WithResource(res))...)
 	t.MeterProvider = t.mp
+	if t.ai != nil {
+		// What the Application Insights exporter sent, retried and dropped,
+		// as a metric of its own.
+		_, err := t.mp.Meter(ScopeName).Int64ObservableCounter("nbtrace.exporter.appinsights.items",
+			metric.WithDescription("Telemetry items the Application Insights exporter handled, by outcome."), metric.WithUnit("{item}"),
+			metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+				s := t.ai.Stats()
+				for outcome, n := range map[string]int64{"sent": s.Sent, "retried": s.Retried,
+					"dropped_queue_full": s.DroppedQueueFull, "dropped_rejected": s.DroppedRejected} {
+					o.Observe(n, metric.WithAttributes(attribute.String("outcome", outcome)))
+				}
+				return nil
+			}))
+		if err != nil {
+			return nil, fmt.Errorf("exporter metric: %w", err)
+		}
+	}
 	t.Exporting = len(targets) > 0
 	switch {
 	case s.disabled:

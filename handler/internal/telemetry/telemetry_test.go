@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -70,6 +71,17 @@ func TestSetupSettings(t *testing.T) {
 		{map[string]string{"OTEL_TRACES_SAMPLER": "sometimes"}, false, "OTEL_TRACES_SAMPLER"},
 		{map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"}, false, "OTEL_TRACES_SAMPLER_ARG"},
 		{map[string]string{"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"}, false, ""},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_EXPORTER_OTLP_HEADERS": "a=b,c=d%20e", "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip", "OTEL_EXPORTER_OTLP_TIMEOUT": "500"}, true, ""},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_EXPORTER_OTLP_HEADERS": "novalue"}, false, "OTEL_EXPORTER_OTLP_HEADERS"},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}, false, "OTEL_EXPORTER_OTLP_COMPRESSION"},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}, false, "OTEL_EXPORTER_OTLP_TIMEOUT"},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_TRACES_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"}, false, ""},
+		{map[string]string{"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=k;IngestionEndpoint=http://127.0.0.1:1/"}, true, ""},
+		{map[string]string{"APPLICATIONINSIGHTS_CONNECTION_STRING": "IngestionEndpoint=http://x/"}, false, "InstrumentationKey"},
+		{map[string]string{"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=k", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=Basic"}, false, "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"},
+		{map[string]string{"NBTRACE_FLUSH_POLICY": "sometimes"}, false, "NBTRACE_FLUSH_POLICY"},
+		{map[string]string{"NBTRACE_FLUSH_TIMEOUT": "0s"}, false, "NBTRACE_FLUSH_TIMEOUT"},
+		{map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "-1"}, false, "OTEL_BSP_SCHEDULE_DELAY"},
 	}
 	for i, tt := range tests {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
@@ -86,7 +98,11 @@ func TestSetupSettings(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer tel.Shutdown(context.Background())
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				defer cancel()
+				_ = tel.Shutdown(ctx)
+			}()
 			if tel.Exporting != tt.exporting {
 				t.Errorf("Exporting = %v, want %v", tel.Exporting, tt.exporting)
 			}
