@@ -16,18 +16,18 @@ import (
 // handlerSettings are the settings the handler itself reads; the functions'
 // and telemetry's own are listed beside their code. AllSettings joins them.
 var handlerSettings = []api.Setting{
-	{Name: "FUNCTIONS_CUSTOMHANDLER_PORT", Default: "(set by the host)", Doc: "Port to listen on, on 127.0.0.1. The Functions host picks it and sets it; FUNCTIONS_HTTPWORKER_PORT is read when it is absent."},
-	{Name: "FUNCTIONS_APP_ROOT_PATH", Default: "(set by the host)", Doc: "The app root holding host.json and the function folders; the working directory when unset."},
-	{Name: "WEBSITE_HOSTNAME", Default: "(set by Azure; localhost:7071 locally)", Doc: "The app's host name; the app's own base URL is derived from it."},
-	{Name: "NBTRACE_BASE_URL", Default: "", Doc: "The app's own public base URL, without the route prefix (such as https://api.example.com); overrides the one derived from WEBSITE_HOSTNAME."},
-	{Name: "NBTRACE_MAX_BODY_BYTES", Default: strconv.Itoa(hostproto.DefaultMaxBodyBytes), Doc: "Largest request body accepted; larger ones are answered 413."},
-	{Name: "NBTRACE_LOG_LEVEL", Default: "info", Doc: "Log level: debug, info, warn or error."},
-	{Name: "NBTRACE_SHUTDOWN_TIMEOUT", Default: "20s", Doc: "On SIGTERM, how long finishing in-flight invocations and the last telemetry flush may take together (the flush gets at least 1s)."},
-	{Name: "WEBSITE_SITE_NAME", Default: "(set by Azure)", Doc: "Function App name: faas.name prefix and service.namespace (App Insights cloud_RoleName prefix)."},
-	{Name: "REGION_NAME", Default: "(set by Azure)", Doc: "Azure region, as cloud.region."},
-	{Name: "WEBSITE_INSTANCE_ID", Default: "(set by Azure)", Doc: "Instance id, as service.instance.id (App Insights cloud_RoleInstance)."},
-	{Name: "WEBSITE_OWNER_NAME", Default: "(set by Azure)", Doc: "Subscription and webspace; with WEBSITE_RESOURCE_GROUP gives cloud.resource_id."},
-	{Name: "WEBSITE_RESOURCE_GROUP", Default: "(set by Azure)", Doc: "Resource group of the app, for cloud.resource_id."},
+	{Name: "FUNCTIONS_CUSTOMHANDLER_PORT", Default: "(set by the host)", Doc: "Port to listen on, on 127.0.0.1. The Functions host picks it and sets it; FUNCTIONS_HTTPWORKER_PORT is read when it is absent.", Azure: api.ByPlatform},
+	{Name: "FUNCTIONS_APP_ROOT_PATH", Default: "(set by the host)", Doc: "The app root holding host.json and the function folders; the working directory when unset.", Azure: api.ByPlatform},
+	{Name: "WEBSITE_HOSTNAME", Default: "(set by Azure; localhost:7071 locally)", Doc: "The app's host name; the app's own base URL is derived from it.", Azure: api.ByPlatform},
+	{Name: "NBTRACE_BASE_URL", Default: "", Doc: "The app's own public base URL, without the route prefix (such as https://api.example.com); overrides the one derived from WEBSITE_HOSTNAME.", Azure: api.Optional},
+	{Name: "NBTRACE_MAX_BODY_BYTES", Default: strconv.Itoa(hostproto.DefaultMaxBodyBytes), Doc: "Largest request body accepted; larger ones are answered 413.", Azure: api.Optional},
+	{Name: "NBTRACE_LOG_LEVEL", Default: "info", Doc: "Log level: debug, info, warn or error.", Azure: api.Optional},
+	{Name: "NBTRACE_SHUTDOWN_TIMEOUT", Default: "20s", Doc: "On SIGTERM, how long finishing in-flight invocations and the last telemetry flush may take together (the flush gets at least 1s).", Azure: api.Optional},
+	{Name: "WEBSITE_SITE_NAME", Default: "(set by Azure)", Doc: "Function App name: faas.name prefix and service.namespace (App Insights cloud_RoleName prefix).", Azure: api.ByPlatform},
+	{Name: "REGION_NAME", Default: "(set by Azure)", Doc: "Azure region, as cloud.region.", Azure: api.ByPlatform},
+	{Name: "WEBSITE_INSTANCE_ID", Default: "(set by Azure)", Doc: "Instance id, as service.instance.id (App Insights cloud_RoleInstance).", Azure: api.ByPlatform},
+	{Name: "WEBSITE_OWNER_NAME", Default: "(set by Azure)", Doc: "Subscription and webspace; with WEBSITE_RESOURCE_GROUP gives cloud.resource_id.", Azure: api.ByPlatform},
+	{Name: "WEBSITE_RESOURCE_GROUP", Default: "(set by Azure)", Doc: "Resource group of the app, for cloud.resource_id.", Azure: api.ByPlatform},
 }
 
 // config is the handler's own configuration, read once at start-up.

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/nbtrace/nbtrace/functions/api"
 	"os"
 	"strings"
 	"testing"
@@ -20,12 +21,16 @@ const (
 	tableEnd     = "<!-- settings:end -->"
 )
 
+var provisionText = map[api.Provision]string{
+	api.ByInfra: "set by infra/", api.ByPlatform: "set by the platform", api.LocalOnly: "never (local only)", api.Optional: "optional",
+}
+
 // platformSet reports whether Azure or the Functions host sets the setting.
 func platformSet(def string) bool { return strings.HasPrefix(def, "(set by") }
 
 func settingsTable() string {
 	var b strings.Builder
-	b.WriteString("| Setting | Default | What it does |\n|---|---|---|\n")
+	b.WriteString("| Setting | Default | In Azure | What it does |\n|---|---|---|---|\n")
 	for _, s := range AllSettings() {
 		def := s.Default
 		if def == "" {
@@ -33,7 +38,7 @@ func settingsTable() string {
 		} else if !platformSet(def) {
 			def = "`" + def + "`"
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", s.Name, def, strings.ReplaceAll(s.Doc, "|", "\\|"))
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", s.Name, def, provisionText[s.Azure], strings.ReplaceAll(s.Doc, "|", "\\|"))
 	}
 	return b.String()
 }
@@ -117,6 +122,12 @@ func TestSettingsDocumented(t *testing.T) {
 		seen[s.Name] = true
 		if s.Doc == "" {
 			t.Errorf("setting %s has no description", s.Name)
+		}
+		if _, ok := provisionText[s.Azure]; !ok {
+			t.Errorf("setting %s does not say who sets it in Azure", s.Name)
+		}
+		if platformSet(s.Default) != (s.Azure == api.ByPlatform) {
+			t.Errorf("setting %s: default %q and provision %q disagree", s.Name, s.Default, s.Azure)
 		}
 	}
 }

@@ -50,7 +50,25 @@ type Setting struct {
 	Name    string
 	Default string
 	Doc     string
+	// Azure says who sets it in Azure; the infrastructure is checked
+	// against it.
+	Azure Provision
 }
+
+// Provision says who sets a setting in Azure.
+type Provision string
+
+// Who sets a setting in Azure.
+const (
+	// ByInfra: the Bicep in infra/ must set it.
+	ByInfra Provision = "infra"
+	// ByPlatform: App Service or the Functions host sets it; infra/ must not.
+	ByPlatform Provision = "platform"
+	// LocalOnly: for local development; infra/ must never set it.
+	LocalOnly Provision = "local"
+	// Optional: the default serves; infra/ may set it from a parameter.
+	Optional Provision = "optional"
+)
 
 // Maker builds a function's handler, reading its settings once. It returns
 // an error naming the setting that is missing or wrong.

@@ -35,10 +35,10 @@ import (
 
 // Settings read by notebook.
 var Settings = []api.Setting{
-	{Name: "NOTEBOOK_VALIDATE_URL", Default: "{base}/validate", Doc: "URL of the validate function, called through the host so the trace shows the hop. Defaults to the app's own."},
-	{Name: "NOTEBOOK_VALIDATE_TIMEOUT", Default: "15s", Doc: "Time limit of the call to validate."},
-	{Name: "NOTEBOOK_PARAMETER_ALLOWLIST", Default: "extract_seconds,transform_seconds,load_seconds", Doc: "Job parameters a caller may set in \"parameters\"; trace keys and the validated fields never."},
-	{Name: "NOTEBOOK_MAX_WAIT", Default: "200s", Doc: "Longest ?wait=; kept under the 230 s limit of HTTP requests to Azure Functions."},
+	{Name: "NOTEBOOK_VALIDATE_URL", Default: "{base}/validate", Doc: "URL of the validate function, called through the host so the trace shows the hop. Defaults to the app's own.", Azure: api.Optional},
+	{Name: "NOTEBOOK_VALIDATE_TIMEOUT", Default: "15s", Doc: "Time limit of the call to validate.", Azure: api.Optional},
+	{Name: "NOTEBOOK_PARAMETER_ALLOWLIST", Default: "extract_seconds,transform_seconds,load_seconds", Doc: "Job parameters a caller may set in \"parameters\"; trace keys and the validated fields never.", Azure: api.Optional},
+	{Name: "NOTEBOOK_MAX_WAIT", Default: "200s", Doc: "Longest ?wait=; kept under the 230 s limit of HTTP requests to Azure Functions.", Azure: api.Optional},
 }
 
 // Deps are what notebook needs besides its settings.

@@ -19,10 +19,10 @@ import (
 
 // Settings read by simulate.
 var Settings = []api.Setting{
-	{Name: "SIMULATE_LATENCY", Default: "100ms", Doc: "How long each stand-in service call takes (Go duration, at most 60s)."},
-	{Name: "SIMULATE_JITTER", Default: "0s", Doc: "A random extra latency between 0 and this, added to each call."},
-	{Name: "SIMULATE_FAILURE_RATE", Default: "0", Doc: "Share of stand-in calls that fail with 503, from 0 to 1."},
-	{Name: "SIMULATE_MAX_ROWS", Default: "1000000", Doc: "Service B's quota: the largest rowCount it lets pass."},
+	{Name: "SIMULATE_LATENCY", Default: "100ms", Doc: "How long each stand-in service call takes (Go duration, at most 60s).", Azure: api.Optional},
+	{Name: "SIMULATE_JITTER", Default: "0s", Doc: "A random extra latency between 0 and this, added to each call.", Azure: api.Optional},
+	{Name: "SIMULATE_FAILURE_RATE", Default: "0", Doc: "Share of stand-in calls that fail with 503, from 0 to 1.", Azure: api.Optional},
+	{Name: "SIMULATE_MAX_ROWS", Default: "1000000", Doc: "Service B's quota: the largest rowCount it lets pass.", Azure: api.Optional},
 }
 
 type config struct {

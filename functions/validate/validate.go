@@ -17,9 +17,9 @@ import (
 
 // Settings read by validate.
 var Settings = []api.Setting{
-	{Name: "SERVICE_A_URL", Default: "{base}/simulate/a", Doc: "URL of service A (freshness check), called with POST. Defaults to the app's own stand-in."},
-	{Name: "SERVICE_B_URL", Default: "{base}/simulate/b", Doc: "URL of service B (quota check), called with POST. Defaults to the app's own stand-in."},
-	{Name: "VALIDATE_SERVICE_TIMEOUT", Default: "5s", Doc: "Time limit of each call to service A or B (Go duration). A slower service answers 504."},
+	{Name: "SERVICE_A_URL", Default: "{base}/simulate/a", Doc: "URL of service A (freshness check), called with POST. Defaults to the app's own stand-in.", Azure: api.Optional},
+	{Name: "SERVICE_B_URL", Default: "{base}/simulate/b", Doc: "URL of service B (quota check), called with POST. Defaults to the app's own stand-in.", Azure: api.Optional},
+	{Name: "VALIDATE_SERVICE_TIMEOUT", Default: "5s", Doc: "Time limit of each call to service A or B (Go duration). A slower service answers 504.", Azure: api.Optional},
 }
 
 type service struct {

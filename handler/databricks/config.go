@@ -11,13 +11,13 @@ import (
 
 // Settings read by the Databricks client.
 var Settings = []api.Setting{
-	{Name: "DATABRICKS_HOST", Default: "", Doc: "Workspace URL, such as https://adb-1234567890123456.7.azuredatabricks.net. Required by notebook and runs."},
-	{Name: "DATABRICKS_JOB_ID", Default: "", Doc: "Id of the job that runs the notebook; written by the deploy step (go run ./deploy). Required by notebook and runs."},
-	{Name: "DATABRICKS_TOKEN", Default: "", Doc: "Local development only: a personal access token. Unset in Azure, where the managed identity signs in."},
-	{Name: "AZURE_CLIENT_ID", Default: "", Doc: "Client id of the user-assigned managed identity to sign in to Databricks with; unset: the default credential chain."},
-	{Name: "DATABRICKS_AZURE_RESOURCE_ID", Default: "", Doc: "ARM id of the workspace, sent so that an identity with Contributor on it need not be added to the workspace first."},
-	{Name: "DATABRICKS_HTTP_TIMEOUT", Default: "30s", Doc: "Time limit of one Databricks API call."},
-	{Name: "DATABRICKS_RETRY_TIMEOUT", Default: "45s", Doc: "How long the SDK keeps retrying a throttled (429) or unavailable (503) call before the caller gets 503."},
+	{Name: "DATABRICKS_HOST", Default: "", Doc: "Workspace URL, such as https://adb-1234567890123456.7.azuredatabricks.net. Required by notebook and runs.", Azure: api.ByInfra},
+	{Name: "DATABRICKS_JOB_ID", Default: "", Doc: "Id of the job that runs the notebook; written by the deploy step (go run ./deploy). Required by notebook and runs.", Azure: api.ByInfra},
+	{Name: "DATABRICKS_TOKEN", Default: "", Doc: "Local development only: a personal access token. Unset in Azure, where the managed identity signs in.", Azure: api.LocalOnly},
+	{Name: "AZURE_CLIENT_ID", Default: "", Doc: "Client id of the user-assigned managed identity to sign in to Databricks with; unset: the default credential chain.", Azure: api.ByInfra},
+	{Name: "DATABRICKS_AZURE_RESOURCE_ID", Default: "", Doc: "ARM id of the workspace, sent so that an identity with Contributor on it need not be added to the workspace first.", Azure: api.ByInfra},
+	{Name: "DATABRICKS_HTTP_TIMEOUT", Default: "30s", Doc: "Time limit of one Databricks API call.", Azure: api.Optional},
+	{Name: "DATABRICKS_RETRY_TIMEOUT", Default: "45s", Doc: "How long the SDK keeps retrying a throttled (429) or unavailable (503) call before the caller gets 503.", Azure: api.Optional},
 }
 
 // Config configures the client.
