@@ -1,0 +1,206 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/nbtrace/nbtrace/functions/api"
+)
+
+// These tests read infra/ as text (the Bicep CLI cannot be installed here;
+// see the README's verification list for a real subscription).
+
+func bicepFiles(t *testing.T) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir("../infra", func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".bicep") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		files[p] = string(b)
+		return err
+	})
+	if err != nil || len(files) == 0 {
+		t.Fatalf("read infra: %v (%d files)", err, len(files))
+	}
+	return files
+}
+
+// appSettingNames reads the keys of `var appSettings = { … }` in api.bicep.
+func appSettingNames(t *testing.T) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile("../infra/app/api.bicep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "var appSettings = {\n")
+	body, _, ok2 := strings.Cut(rest, "\n}\n")
+	if !ok || !ok2 {
+		t.Fatal("infra/app/api.bicep has no `var appSettings = { … }` block")
+	}
+	names := map[string]bool{}
+	key := regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:`)
+	for _, line := range strings.Split(body, "\n") {
+		if m := key.FindStringSubmatch(line); m != nil {
+			names[m[1]] = true
+		}
+	}
+	return names
+}
+
+// hostSettings are settings the Functions host reads, not the handler.
+var hostSettings = map[string]string{
+	"AzureWebJobsStorage__accountName":    "the host's storage, by identity",
+	"AzureWebJobsStorage__blobServiceUri": "the host's storage, by identity",
+	"AzureWebJobsStorage__credential":     "managedidentity: no connection string, no key",
+	"AzureWebJobsStorage__clientId":       "which user-assigned identity",
+}
+
+// TestInfraSetsEverySettingTheAppNeeds derives from AllSettings, the one
+// list of settings in the code: every setting marked ByInfra is set by the
+// Bicep, no setting that is local-only or set by the platform is, and the
+// Bicep sets nothing the app and the host do not read.
+func TestInfraSetsEverySettingTheAppNeeds(t *testing.T) {
+	set := appSettingNames(t)
+	known := map[string]api.Provision{}
+	for _, s := range AllSettings() {
+		known[s.Name] = s.Azure
+		switch s.Azure {
+		case api.ByInfra:
+			if !set[s.Name] {
+				t.Errorf("%s is needed in Azure but infra/app/api.bicep does not set it", s.Name)
+			}
+		case api.LocalOnly, api.ByPlatform:
+			if set[s.Name] {
+				t.Errorf("%s is %s but infra/app/api.bicep sets it", s.Name, s.Azure)
+			}
+		}
+	}
+	for name := range set {
+		if _, ok := known[name]; !ok && hostSettings[name] == "" {
+			t.Errorf("infra/app/api.bicep sets %s, which neither the handler nor the host reads", name)
+		}
+	}
+	for name := range hostSettings {
+		if !set[name] {
+			t.Errorf("identity-based host storage needs %s", name)
+		}
+	}
+}
+
+// The built-in roles the infrastructure assigns, from Azure's built-in
+// roles reference.
+var builtInRoles = map[string]string{
+	"3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+	"b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+	"974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+	"0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+	"b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+}
+
+// TestRoleIDsAreTheDocumentedOnes: every role GUID in infra/ is a known
+// built-in role, and the line says which, in a comment.
+func TestRoleIDsAreTheDocumentedOnes(t *testing.T) {
+	guid := regexp.MustCompile(`'([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'`)
+	found := 0
+	for file, text := range bicepFiles(t) {
+		for i, line := range strings.Split(text, "\n") {
+			for _, m := range guid.FindAllStringSubmatch(line, -1) {
+				found++
+				role, ok := builtInRoles[m[1]]
+				if !ok {
+					t.Errorf("%s:%d: %s is not a known built-in role", file, i+1, m[1])
+					continue
+				}
+				if !strings.Contains(line, "// "+role) {
+					t.Errorf("%s:%d: role %s has no comment naming it (%s)", file, i+1, m[1], role)
+				}
+			}
+		}
+	}
+	if found < 5 {
+		t.Errorf("only %d role ids found", found)
+	}
+}
+
+// TestModulesArePinned: every registry module names an exact version.
+func TestModulesArePinned(t *testing.T) {
+	ref := regexp.MustCompile(`'br/public:([^':]+)(?::([^']*))?'`)
+	pinned := regexp.MustCompile(`^\d+\.\d+\.\d+$`)
+	var mods []string
+	for file, text := range bicepFiles(t) {
+		for _, m := range ref.FindAllStringSubmatch(text, -1) {
+			mods = append(mods, m[1]+":"+m[2])
+			if !strings.HasPrefix(m[1], "avm/") {
+				t.Errorf("%s: %s is not an Azure Verified Module", file, m[1])
+			}
+			if !pinned.MatchString(m[2]) {
+				t.Errorf("%s: %s is not pinned to an exact version (%q)", file, m[1], m[2])
+			}
+		}
+	}
+	sort.Strings(mods)
+	if len(mods) < 8 {
+		t.Errorf("only %d modules: %v", len(mods), mods)
+	}
+}
+
+// TestNoSecretsInOutputsOrDefaults: no output or parameter default carries
+// a key, password or connection string, and nothing lists keys.
+func TestNoSecretsInOutputsOrDefaults(t *testing.T) {
+	secretish := regexp.MustCompile(`(?i)(key|secret|password|token|connectionstring|connection_string)`)
+	output := regexp.MustCompile(`^output\s+(\S+)\s+\S+\s*=\s*(.*)$`)
+	param := regexp.MustCompile(`^param\s+(\S+)\s+\S+\s*=\s*(.+)$`)
+	for file, text := range bicepFiles(t) {
+		if strings.Contains(text, "listKeys(") || strings.Contains(text, "listkeys(") {
+			t.Errorf("%s lists keys", file)
+		}
+		secure := false
+		for i, line := range strings.Split(text, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "@secure()") {
+				secure = true
+				continue
+			}
+			if m := param.FindStringSubmatch(line); m != nil {
+				if secure && strings.Trim(m[2], "' ") != "" {
+					t.Errorf("%s:%d: secure parameter %s has a default", file, i+1, m[1])
+				}
+				secure = false
+			}
+			if m := output.FindStringSubmatch(line); m != nil && file == filepath.Join("..", "infra", "main.bicep") {
+				if secretish.MatchString(m[1]) || secretish.MatchString(m[2]) {
+					t.Errorf("%s:%d: output %s may carry a secret: %s", file, i+1, m[1], m[2])
+				}
+			}
+		}
+	}
+}
+
+// TestAzureYAMLDeploysTheStagedFolder: azd packages what the stage step
+// writes, built for linux/amd64.
+func TestAzureYAMLDeploysTheStagedFolder(t *testing.T) {
+	b, err := os.ReadFile("../azure.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := string(b)
+	for _, want := range []string{"host: function", "language: custom", "dist: dist", "go run ./dev stage -o dist -goos linux -goarch amd64", "postprovision", "infra/hooks/postprovision.sh"} {
+		if !strings.Contains(y, want) {
+			t.Errorf("azure.yaml lacks %q", want)
+		}
+	}
+	params, err := os.ReadFile("../infra/main.parameters.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"${AZURE_ENV_NAME}", "${AZURE_LOCATION}", "${AZURE_PRINCIPAL_ID}", "${DATABRICKS_JOB_ID="} {
+		if !strings.Contains(string(params), want) {
+			t.Errorf("main.parameters.json lacks %s", want)
+		}
+	}
+}

@@ -1,0 +1,37 @@
+// The Azure Databricks workspace, or an existing one. The app's identity
+// (and the deploying user) get Contributor on it: with the workspace's ARM
+// id in each request (DATABRICKS_AZURE_RESOURCE_ID), an identity with
+// Contributor is let in and added to the workspace on first use, so no
+// step inside Databricks is needed before the app can start the job.
+param location string
+param tags object
+param name string
+param sku string
+param existingWorkspaceId string
+param identityPrincipalId string
+param userPrincipalId string
+param userPrincipalType string
+
+var useExisting = !empty(existingWorkspaceId)
+
+module workspace 'br/public:avm/res/databricks/workspace:0.12.0' = if (!useExisting) {
+  params: {
+    name: name
+    location: location
+    tags: tags
+    skuName: sku
+    publicNetworkAccess: 'Enabled'
+    roleAssignments: concat(
+      [{ principalId: identityPrincipalId, principalType: 'ServicePrincipal', roleDefinitionIdOrName: 'b24988ac-6180-42a0-ab88-20f7382dd24c' }], // Contributor
+      empty(userPrincipalId) ? [] : [{ principalId: userPrincipalId, principalType: userPrincipalType, roleDefinitionIdOrName: 'b24988ac-6180-42a0-ab88-20f7382dd24c' }] // Contributor
+    )
+  }
+}
+
+resource existing 'Microsoft.Databricks/workspaces@2024-05-01' existing = if (useExisting) {
+  name: last(split(existingWorkspaceId, '/'))
+  scope: resourceGroup(split(existingWorkspaceId, '/')[2], split(existingWorkspaceId, '/')[4])
+}
+
+output workspaceUrl string = useExisting ? existing!.properties.workspaceUrl : workspace!.outputs.workspaceUrl
+output resourceId string = useExisting ? existingWorkspaceId : workspace!.outputs.resourceId

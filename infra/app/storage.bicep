@@ -1,0 +1,46 @@
+// The app's storage: identity-based AzureWebJobsStorage (shared keys off)
+// and the Flex Consumption deployment container.
+param location string
+param tags object
+param name string
+param identityPrincipalId string
+param userPrincipalId string
+param userPrincipalType string
+
+var deploymentContainerName = 'app-package'
+// Blob owner for the host's keys and the deployment package; queue and
+// table for the host's own bookkeeping.
+var roles = [
+  'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner
+  '974c5e8b-45b9-4653-ba55-5f855dd0fb88' // Storage Queue Data Contributor
+  '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // Storage Table Data Contributor
+]
+
+module storage 'br/public:avm/res/storage/storage-account:0.33.0' = {
+  params: {
+    name: name
+    location: location
+    tags: tags
+    skuName: 'Standard_LRS'
+    kind: 'StorageV2'
+    allowSharedKeyAccess: false
+    allowBlobPublicAccess: false
+    minimumTlsVersion: 'TLS1_2'
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+    blobServices: {
+      containers: [{ name: deploymentContainerName, publicAccess: 'None' }]
+    }
+    roleAssignments: concat(
+      [for role in roles: { principalId: identityPrincipalId, principalType: 'ServicePrincipal', roleDefinitionIdOrName: role }],
+      empty(userPrincipalId) ? [] : [for role in roles: { principalId: userPrincipalId, principalType: userPrincipalType, roleDefinitionIdOrName: role }]
+    )
+  }
+}
+
+output name string = storage.outputs.name
+output blobEndpoint string = storage.outputs.primaryBlobEndpoint
+output deploymentContainerName string = deploymentContainerName
