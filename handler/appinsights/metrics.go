@@ -51,21 +51,13 @@ func (e *MetricExporter) Export(_ context.Context, rm *metricdata.ResourceMetric
 		for _, m := range sm.Metrics {
 			switch d := m.Data.(type) {
 			case metricdata.Sum[int64]:
-				for _, p := range d.DataPoints {
-					add(m.Name, p.Time, DataPoint{Value: float64(p.Value)}, kvs(p.Attributes.ToSlice()))
-				}
+				addPoints(m.Name, d.DataPoints, add)
 			case metricdata.Sum[float64]:
-				for _, p := range d.DataPoints {
-					add(m.Name, p.Time, DataPoint{Value: p.Value}, kvs(p.Attributes.ToSlice()))
-				}
+				addPoints(m.Name, d.DataPoints, add)
 			case metricdata.Gauge[int64]:
-				for _, p := range d.DataPoints {
-					add(m.Name, p.Time, DataPoint{Value: float64(p.Value)}, kvs(p.Attributes.ToSlice()))
-				}
+				addPoints(m.Name, d.DataPoints, add)
 			case metricdata.Gauge[float64]:
-				for _, p := range d.DataPoints {
-					add(m.Name, p.Time, DataPoint{Value: p.Value}, kvs(p.Attributes.ToSlice()))
-				}
+				addPoints(m.Name, d.DataPoints, add)
 			case metricdata.Histogram[float64]:
 				for _, p := range d.DataPoints {
 					if p.Count == 0 {
@@ -86,6 +78,13 @@ func (e *MetricExporter) Export(_ context.Context, rm *metricdata.ResourceMetric
 	}
 	e.tx.Enqueue(envs)
 	return nil
+}
+
+// addPoints adds one Metric envelope for each point of a sum or gauge.
+func addPoints[N int64 | float64](name string, dps []metricdata.DataPoint[N], add func(string, time.Time, DataPoint, []attributeKV)) {
+	for _, p := range dps {
+		add(name, p.Time, DataPoint{Value: float64(p.Value)}, kvs(p.Attributes.ToSlice()))
+	}
 }
 
 // ForceFlush sends what is queued, within ctx.
