@@ -10,6 +10,7 @@ import (
 	"github.com/nbtrace/nbtrace/functions/api"
 	"github.com/nbtrace/nbtrace/functions/jobrun"
 	"github.com/nbtrace/nbtrace/functions/notebook"
+	"github.com/nbtrace/nbtrace/functions/openapi"
 	"github.com/nbtrace/nbtrace/functions/runs"
 	"github.com/nbtrace/nbtrace/functions/simulate"
 	"github.com/nbtrace/nbtrace/functions/validate"
@@ -39,7 +40,9 @@ var implementations = map[string]maker{
 		}
 		return runs.New(env, dbx, s.recorder(env))
 	},
+	"openapi":  func(env api.Env, _ *shared) (http.Handler, error) { return openapi.NewDocument(env) },
 	"simulate": func(env api.Env, _ *shared) (http.Handler, error) { return simulate.New(env) },
+	"ui":       func(env api.Env, _ *shared) (http.Handler, error) { return openapi.NewUI(env) },
 	"validate": func(env api.Env, _ *shared) (http.Handler, error) { return validate.New(env) },
 }
 

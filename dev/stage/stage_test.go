@@ -29,7 +29,7 @@ func TestStageLinuxAMD64(t *testing.T) {
 		return nil
 	})
 	sort.Strings(files)
-	want := []string{"handler", "host.json", "notebook/function.json", "runs/function.json", "simulate/function.json", "validate/function.json"}
+	want := []string{"handler", "host.json", "notebook/function.json", "openapi/function.json", "runs/function.json", "simulate/function.json", "ui/function.json", "validate/function.json"}
 	if diff := cmp.Diff(want, files); diff != "" {
 		t.Errorf("staged files (-want +got):\n%s", diff)
 	}
