@@ -50,7 +50,9 @@ func TestAPIPageRendersEveryOperation(t *testing.T) {
 	browser := chromium(t)
 	s := start(t, "payload")
 	dom := string(headless(t, browser, "--dump-dom", s.URL+"/api/ui"))
-	var doc struct{ Paths map[string]map[string]json.RawMessage }
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage
+	}
 	if err := json.Unmarshal(openapi.Document, &doc); err != nil {
 		t.Fatal(err)
 	}
