@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nbtrace/nbtrace/dev/dbxstandin"
 	"github.com/nbtrace/nbtrace/dev/stack"
 	"github.com/nbtrace/nbtrace/dev/stage"
 )
@@ -85,6 +86,8 @@ func up(ctx context.Context, root string, args []string, stdout, stderr io.Write
 	mode := fs.String("protocol", "", "payload or forwarding; default: what host.json says")
 	settings := fs.String("settings", filepath.Join(root, "local.settings.json"), "local.settings.json to read, if it exists")
 	forward := fs.String("forward", "", "also send every trace, log and metric to this OTLP/HTTP base URL (such as a local Jaeger)")
+	key := fs.String("function-key", "", "check function keys as Azure does, accepting this one (?code= or x-functions-key); func start checks none")
+	runner := fs.String("runner", "python", "how Databricks runs execute the notebook: python (papermill) or none (a run succeeds at once; for contract tests)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -97,12 +100,25 @@ func up(ctx context.Context, root string, args []string, stdout, stderr io.Write
 	default:
 		return fmt.Errorf("-protocol: %q is not payload or forwarding", *mode)
 	}
+	var runs dbxstandin.Runner
+	switch *runner {
+	case "python":
+	case "none":
+		runs = dbxstandin.RunnerFunc(func(context.Context, dbxstandin.RunContext) error { return nil })
+	default:
+		return fmt.Errorf("-runner: %q is not python or none", *runner)
+	}
+	var keys []string
+	if *key != "" {
+		keys = []string{*key}
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintln(stderr, "building the handler and starting the local stack…")
 	s, err := stack.Start(ctx, stack.Options{
 		RepoRoot: root, Addr: *addr, OTLPAddr: *otlp, Forwarding: forwarding,
 		SettingsFile: *settings, Traces: stdout, Log: stderr, Settle: 750 * time.Millisecond, Forward: *forward,
+		FunctionKeys: keys, Runner: runs,
 	})
 	if err != nil {
 		return err

@@ -202,11 +202,11 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w}
 	switch {
 	case !found:
-		// ASP.NET Core routing answers 404 for an unknown route and for a
-		// method the route does not allow.
-		http.NotFound(rec, r)
+		// ASP.NET Core routing answers 404, with no body, for an unknown
+		// route and for a method the route does not allow.
+		rec.WriteHeader(http.StatusNotFound)
 	case !h.authorized(fn, r):
-		rec.WriteHeader(http.StatusUnauthorized)
+		rec.WriteHeader(http.StatusUnauthorized) // no body either
 	case fn.Mode == manifest.Forwarding:
 		h.forward(rec, r, fn)
 	default:

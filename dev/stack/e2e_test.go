@@ -174,11 +174,11 @@ SERVER functions-host: validate <- ` + callerSpan + `
       CLIENT nbtrace: POST /api/simulate/a
         SERVER functions-host: simulate
           CLIENT functions-host: POST /simulate
-            SERVER nbtrace: POST /api/simulate/{service:alpha}
+            SERVER nbtrace: POST /api/simulate/{service}
       CLIENT nbtrace: POST /api/simulate/b
         SERVER functions-host: simulate
           CLIENT functions-host: POST /simulate
-            SERVER nbtrace: POST /api/simulate/{service:alpha}
+            SERVER nbtrace: POST /api/simulate/{service}
 `},
 		{"payload", false, `
 SERVER functions-host: validate
@@ -187,11 +187,11 @@ SERVER functions-host: validate
       CLIENT nbtrace: POST /api/simulate/a
         SERVER functions-host: simulate
           CLIENT functions-host: POST /simulate
-            SERVER nbtrace: POST /api/simulate/{service:alpha}
+            SERVER nbtrace: POST /api/simulate/{service}
       CLIENT nbtrace: POST /api/simulate/b
         SERVER functions-host: simulate
           CLIENT functions-host: POST /simulate
-            SERVER nbtrace: POST /api/simulate/{service:alpha}
+            SERVER nbtrace: POST /api/simulate/{service}
 `},
 		// Forwarding copies the caller's headers and the host's
 		// HttpClient never overwrites a traceparent, so the handler's
@@ -203,11 +203,11 @@ SERVER nbtrace: POST /api/validate <- ` + callerSpan + `
   CLIENT nbtrace: POST /api/simulate/a
     SERVER functions-host: simulate
       CLIENT functions-host: POST /api/simulate/a
-    SERVER nbtrace: POST /api/simulate/{service:alpha}
+    SERVER nbtrace: POST /api/simulate/{service}
   CLIENT nbtrace: POST /api/simulate/b
     SERVER functions-host: simulate
       CLIENT functions-host: POST /api/simulate/b
-    SERVER nbtrace: POST /api/simulate/{service:alpha}
+    SERVER nbtrace: POST /api/simulate/{service}
 `},
 		{"forwarding", false, `
 SERVER functions-host: validate
@@ -216,11 +216,11 @@ SERVER functions-host: validate
       CLIENT nbtrace: POST /api/simulate/a
         SERVER functions-host: simulate
           CLIENT functions-host: POST /api/simulate/a
-        SERVER nbtrace: POST /api/simulate/{service:alpha}
+        SERVER nbtrace: POST /api/simulate/{service}
       CLIENT nbtrace: POST /api/simulate/b
         SERVER functions-host: simulate
           CLIENT functions-host: POST /api/simulate/b
-        SERVER nbtrace: POST /api/simulate/{service:alpha}
+        SERVER nbtrace: POST /api/simulate/{service}
 `},
 	}
 	stacks := map[string]*Stack{"payload": start(t, "payload"), "forwarding": start(t, "forwarding")}

@@ -126,6 +126,7 @@ func TestDecode(t *testing.T) {
 		{"everything wrong", "", `{"count":"two","extra":1}`, 100, EUNPROCESSABLE,
 			map[string]string{"count": "must be a whole number", "extra": "is not a known field", "name": "is required"}},
 		{"wrong type wins over Valid", "", `{"name":5}`, 100, EUNPROCESSABLE, map[string]string{"name": "must be a string"}},
+		{"null is not a value", "", `{"name":"x","count":null}`, 100, EUNPROCESSABLE, map[string]string{"count": "must be a whole number"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -86,7 +86,9 @@ func decodeMembers(sv reflect.Value, members map[string]json.RawMessage) map[str
 			continue
 		}
 		f := sv.Field(i)
-		if err := json.Unmarshal(raw, f.Addr().Interface()); err != nil {
+		// null is no value of any field's type (an optional field is left
+		// out instead).
+		if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) || json.Unmarshal(raw, f.Addr().Interface()) != nil {
 			problems[name] = "must be " + jsonKind(f.Type())
 			f.SetZero()
 		}

@@ -112,7 +112,7 @@ type handler struct {
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	wait, err := h.waitFor(r.URL.Query().Get("wait"))
+	wait, err := h.waitFor(r.URL.Query())
 	if err != nil {
 		return err
 	}
@@ -160,11 +160,13 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// waitFor parses ?wait= (a Go duration or whole seconds), at most maxWait.
-func (h *handler) waitFor(v string) (time.Duration, error) {
-	if v == "" {
+// waitFor parses ?wait= (a Go duration or whole seconds); a longer wait is
+// cut to maxWait, which keeps the request under the HTTP limit.
+func (h *handler) waitFor(q url.Values) (time.Duration, error) {
+	if !q.Has("wait") {
 		return 0, nil
 	}
+	v := q.Get("wait")
 	d, err := time.ParseDuration(v)
 	if err != nil {
 		secs, serr := strconv.Atoi(v)
@@ -173,11 +175,10 @@ func (h *handler) waitFor(v string) (time.Duration, error) {
 		}
 		d = time.Duration(secs) * time.Second
 	}
-	if d < 0 || d > h.cfg.maxWait {
-		return 0, &api.Error{Code: api.EINVALID, Message: fmt.Sprintf("wait must be between 0s and %s, under the 230 s limit of an HTTP request", h.cfg.maxWait),
-			Fields: map[string]string{"wait": fmt.Sprintf("must be at most %s", h.cfg.maxWait)}}
+	if d < 0 {
+		return 0, &api.Error{Code: api.EINVALID, Message: "wait must not be negative", Fields: map[string]string{"wait": "must not be negative"}}
 	}
-	return d, nil
+	return min(d, h.cfg.maxWait), nil
 }
 
 // MaxIdempotencyKey bounds the Idempotency-Key header.
@@ -188,7 +189,7 @@ const MaxIdempotencyKey = 255
 // id into Databricks' 64 characters. The same key gets the same run.
 func idempotencyToken(r *http.Request, jobID int64) (string, error) {
 	key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
-	if r.Header.Get("Idempotency-Key") != "" {
+	if len(r.Header.Values("Idempotency-Key")) > 0 { // present, even if empty
 		if key == "" || len(key) > MaxIdempotencyKey || strings.ContainsFunc(key, func(c rune) bool { return c < 0x20 || c > 0x7e }) {
 			return "", &api.Error{Code: api.EINVALID, Message: fmt.Sprintf("Idempotency-Key must be 1 to %d printable ASCII characters", MaxIdempotencyKey),
 				Fields: map[string]string{"Idempotency-Key": "must be 1 to 255 printable ASCII characters"}}

@@ -50,6 +50,7 @@ type fixture struct {
 	tp       *sdktrace.TracerProvider
 	validate *httptest.Server
 	seenKey  chan string
+	waited   time.Duration
 }
 
 // newFixture wires notebook to a validate stand-in answering status/body
@@ -79,8 +80,11 @@ func newFixture(t *testing.T, validateStatus int, validateBody string, env map[s
 			f.calls = append(f.calls, call{p, tok, ctx})
 			return 4242, nil
 		},
-		getRun:  func(_ context.Context, id int64) (*jobs.Run, error) { return run(id), nil },
-		waitRun: func(_ context.Context, id int64, _ time.Duration) (*jobs.Run, bool, error) { return run(id), true, nil },
+		getRun: func(_ context.Context, id int64) (*jobs.Run, error) { return run(id), nil },
+		waitRun: func(_ context.Context, id int64, d time.Duration) (*jobs.Run, bool, error) {
+			f.waited = d
+			return run(id), true, nil
+		},
 	}
 	settings := map[string]string{"NOTEBOOK_VALIDATE_URL": f.validate.URL + "/api/validate"}
 	for k, v := range env {
@@ -174,9 +178,10 @@ func TestIdempotencyToken(t *testing.T) {
 			t.Errorf("token %q is not a Databricks idempotency token", c.token)
 		}
 	}
-	w, _ := f.post(t, "/api/notebook", body, map[string]string{"Idempotency-Key": strings.Repeat("k", 256)})
-	if w.Code != http.StatusBadRequest {
-		t.Errorf("a 256-character key: %d, want 400", w.Code)
+	for _, bad := range []string{strings.Repeat("k", 256), "", "  ", "caf\u00e9"} {
+		if w, _ := f.post(t, "/api/notebook", body, map[string]string{"Idempotency-Key": bad}); w.Code != http.StatusBadRequest {
+			t.Errorf("Idempotency-Key %q: %d, want 400", bad, w.Code)
+		}
 	}
 }
 
@@ -199,7 +204,8 @@ func TestRejectedBeforeAnyRun(t *testing.T) {
 		{"unknown field", 200, `{}`, "/api/notebook", `{"dataset":"s","date":"2026-01-01","jobId":5}`, 422, "validation-failed", "jobId"},
 		{"parameters under the size limit", 200, `{}`, "/api/notebook", `{"dataset":"s","date":"2026-01-01","parameters":{"extract_seconds":"` + strings.Repeat("9", 999) + `","load_seconds":"` + strings.Repeat("9", 999) + `","transform_seconds":"` + strings.Repeat("9", 999) + `"}}`, 0, "", ""},
 		{"bad wait", 200, `{}`, "/api/notebook?wait=soon", body, 400, "invalid-request", "wait"},
-		{"wait over the limit", 200, `{}`, "/api/notebook?wait=10m", body, 400, "invalid-request", "wait"},
+		{"negative wait", 200, `{}`, "/api/notebook?wait=-5s", body, 400, "invalid-request", "wait"},
+		{"empty wait", 200, `{}`, "/api/notebook?wait=", body, 400, "invalid-request", "wait"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -248,6 +254,16 @@ func TestFunctionKeyGoesToValidate(t *testing.T) {
 	f.post(t, "/api/notebook?code=abc", body, map[string]string{"X-Functions-Key": "hostkey"})
 	if got := <-f.seenKey; got != "hostkey|abc" {
 		t.Errorf("validate saw key|code %q", got)
+	}
+}
+
+func TestLongWaitIsCut(t *testing.T) {
+	f := newFixture(t, 200, `{}`, map[string]string{"NOTEBOOK_MAX_WAIT": "7s"})
+	if w, _ := f.post(t, "/api/notebook?wait=10m", body, nil); w.Code != http.StatusOK {
+		t.Fatalf("status %d", w.Code)
+	}
+	if f.waited != 7*time.Second {
+		t.Errorf("waited %v, want NOTEBOOK_MAX_WAIT (7s)", f.waited)
 	}
 }
 

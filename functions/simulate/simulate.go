@@ -72,8 +72,8 @@ func handleSimulate(cfg config, now func() time.Time) http.Handler {
 		if svc != "a" && svc != "b" {
 			return api.Errorf(api.ENOTFOUND, "there is no stand-in service %q; there are a and b", svc)
 		}
-		var req request
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		var req *request
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req == nil {
 			return api.Errorf(api.EINVALID, "the body is not a JSON object")
 		}
 		wait := cfg.latency

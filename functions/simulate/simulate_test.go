@@ -44,6 +44,7 @@ func TestVerdicts(t *testing.T) {
 		{"b", `{"dataset":"x","date":"2026-01-01"}`, 200, true},
 		{"c", `{}`, 404, false},
 		{"a", `not json`, 400, false},
+		{"a", `null`, 400, false},
 	}
 	for _, tt := range tests {
 		w := post(h, tt.service, tt.body)
