@@ -199,6 +199,7 @@ func TestNoSecretsInTelemetry(t *testing.T) {
 	invoke(t, base, "validate", "/api/validate?code="+fnKey, `{"dataset":"sales","date":"`+bodyMarker+`"}`, hdr)
 	invoke(t, base, "validate", "/api/validate", `{"dataset":"sales","date":"2026-01-01","note":"`+bodyMarker+`"}`, hdr)
 	invoke(t, base, "notebook", "/api/notebook", `{"dataset":"sales","date":"2026-01-01","rowCount":5}`, hdr)
+	invoke(t, base, "notebook", "/api/notebook?code="+fnKey, `{"dataset":"sales","date":"2026-01-02"}`, nil)
 	time.Sleep(300 * time.Millisecond) // a metric export
 	stop()
 

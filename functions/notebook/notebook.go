@@ -213,16 +213,18 @@ func (h *handler) validate(ctx context.Context, caller *http.Request, req Reques
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.validateTimeout)
 	defer cancel()
-	target := h.cfg.validateURL
-	if code := caller.URL.Query().Get("code"); code != "" {
-		target = addQuery(target, "code", code)
-	}
-	vreq, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	vreq, err := http.NewRequestWithContext(ctx, http.MethodPost, h.cfg.validateURL, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("build validate request: %w", err)
 	}
 	vreq.Header.Set("Content-Type", "application/json")
-	if key := caller.Header.Get("X-Functions-Key"); key != "" {
+	// The key goes in the header, never in the URL, which the CLIENT span
+	// records (url.full).
+	key := caller.Header.Get("X-Functions-Key")
+	if key == "" {
+		key = caller.URL.Query().Get("code")
+	}
+	if key != "" {
 		vreq.Header.Set("X-Functions-Key", key)
 	}
 	res, err := h.client.Do(vreq)
@@ -297,15 +299,4 @@ func (h *handler) runNow(ctx context.Context, req Request, token string) (int64,
 	span.SetAttributes(attribute.Int64("databricks.run.id", runID))
 	h.started.Add(ctx, 1)
 	return runID, nil
-}
-
-func addQuery(raw, k, v string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	q := u.Query()
-	q.Set(k, v)
-	u.RawQuery = q.Encode()
-	return u.String()
 }

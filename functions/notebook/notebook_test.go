@@ -252,8 +252,12 @@ func TestParameterSizeLimit(t *testing.T) {
 func TestFunctionKeyGoesToValidate(t *testing.T) {
 	f := newFixture(t, 200, `{}`, nil)
 	f.post(t, "/api/notebook?code=abc", body, map[string]string{"X-Functions-Key": "hostkey"})
-	if got := <-f.seenKey; got != "hostkey|abc" {
-		t.Errorf("validate saw key|code %q", got)
+	if got := <-f.seenKey; got != "hostkey|" {
+		t.Errorf("validate saw key|code %q, want the header's key and no code in the URL", got)
+	}
+	f.post(t, "/api/notebook?code=abc", body, nil)
+	if got := <-f.seenKey; got != "abc|" {
+		t.Errorf("validate saw key|code %q, want ?code= passed on as the header", got)
 	}
 }
 
