@@ -167,10 +167,11 @@ func TestNotebookFaults(t *testing.T) {
 	}
 }
 
-// TestNotebookSpansJoinTheTrace runs the real notebook with papermill and
-// the OpenTelemetry Python SDK, exporting over OTLP/HTTP to the sink, and
-// checks that its spans are in the same trace, under the PRODUCER span.
-func TestNotebookSpansJoinTheTrace(t *testing.T) {
+// requirePython returns the project's root when its Python environment can
+// run notebooks; without it the test is skipped, or fails where CI sets
+// NBTRACE_REQUIRE_PYTHON.
+func requirePython(t *testing.T) string {
+	t.Helper()
 	root, err := RepoRoot(".")
 	if err != nil {
 		t.Fatal(err)
@@ -181,6 +182,14 @@ func TestNotebookSpansJoinTheTrace(t *testing.T) {
 		}
 		t.Skipf("notebook runs need Python: %s", reason)
 	}
+	return root
+}
+
+// TestNotebookSpansJoinTheTrace runs the real notebook with papermill and
+// the OpenTelemetry Python SDK, exporting over OTLP/HTTP to the sink, and
+// checks that its spans are in the same trace, under the PRODUCER span.
+func TestNotebookSpansJoinTheTrace(t *testing.T) {
+	root := requirePython(t)
 	s := startWith(t, "payload", nil, nil)
 	res, body := post(t, s.URL+"/api/notebook?wait=120s", notebookBody, map[string]string{"traceparent": callerTP, "tracestate": "congo=t61rcWkgMzE", "baggage": "tenant=contoso"})
 	if res.StatusCode != http.StatusOK {

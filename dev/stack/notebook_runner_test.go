@@ -22,22 +22,13 @@ func TestRunnerWithoutPythonSaysSo(t *testing.T) {
 // TestRunnerFailsTheRunWhenTheNotebookFails runs a notebook that raises:
 // the run fails with the executed notebook kept for inspection.
 func TestRunnerFailsTheRunWhenTheNotebookFails(t *testing.T) {
-	root, err := RepoRoot(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok, reason := Python(root); !ok {
-		if os.Getenv("NBTRACE_REQUIRE_PYTHON") != "" {
-			t.Fatalf("NBTRACE_REQUIRE_PYTHON is set but %s", reason)
-		}
-		t.Skipf("notebook runs need Python: %s", reason)
-	}
+	root := requirePython(t)
 	t.Setenv("NBTRACE_PYTHON", filepath.Join(root, ".venv", "bin", "python"))
 	work := t.TempDir()
 	failing := []byte(`{"cells":[{"cell_type":"code","execution_count":null,"id":"a","metadata":{"tags":["parameters"]},"outputs":[],"source":["x = \"\""]},
 {"cell_type":"code","execution_count":null,"id":"b","metadata":{},"outputs":[],"source":["raise RuntimeError(\"bad input: \" + x)"]}],
 "metadata":{"kernelspec":{"display_name":"Python 3","language":"python","name":"python3"}},"nbformat":4,"nbformat_minor":5}`)
-	err = NotebookRunner(work, &bytes.Buffer{}).Run(context.Background(), dbxstandin.RunContext{
+	err := NotebookRunner(work, &bytes.Buffer{}).Run(context.Background(), dbxstandin.RunContext{
 		RunID: 7, Notebook: failing, Parameters: map[string]string{"x": "42"},
 	})
 	if err == nil || !strings.Contains(err.Error(), "the notebook failed") {

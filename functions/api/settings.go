@@ -26,13 +26,14 @@ func DurationSetting(getenv func(string) string, name string, def, min, max time
 func HTTPURLSetting(name, raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-		return "", fmt.Errorf("%s: %q is not an absolute http(s) URL", name, redact(raw))
+		return "", fmt.Errorf("%s: %q is not an absolute http(s) URL", name, RedactURL(raw))
 	}
 	return u.String(), nil
 }
 
-// redact drops user info and query from a URL for messages.
-func redact(raw string) string {
+// RedactURL drops the user info and the query, which may carry
+// credentials, from a URL for messages and logs.
+func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable URL)"

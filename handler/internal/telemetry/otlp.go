@@ -18,6 +18,8 @@ import (
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/nbtrace/nbtrace/functions/api"
 )
 
 // otlpSettings are the OTEL_EXPORTER_OTLP_* settings, read through getenv
@@ -49,11 +51,11 @@ func readOTLP(getenv func(string) string) (otlpSettings, error) {
 		if raw == "" {
 			continue
 		}
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return o, fmt.Errorf("%s: %q is not an http(s) URL", name, redactURL(raw))
+		u, err := api.HTTPURLSetting(name, raw)
+		if err != nil {
+			return o, err
 		}
-		*sig.dst = u.String()
+		*sig.dst = u
 	}
 	if h := getenv("OTEL_EXPORTER_OTLP_HEADERS"); h != "" {
 		o.headers = map[string]string{}
