@@ -186,7 +186,9 @@ func Setup(ctx context.Context, getenv func(string) string, logger *slog.Logger,
 		Policy:       s.flushPolicy,
 		FlushTimeout: s.flushTimeout,
 	}
-	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(s.sampler)}
+	// Credentials in URLs are removed before any exporter sees a span.
+	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(s.sampler),
+		sdktrace.WithSpanProcessor(redactProcessor{})}
 	for _, p := range cfg.spanProcessors {
 		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(p))
 	}

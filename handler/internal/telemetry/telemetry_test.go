@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -154,5 +156,29 @@ func TestLogHandler(t *testing.T) {
 	lines = capture.Lines()
 	if len(lines) != MaxCapturedLines+1 || !strings.Contains(lines[len(lines)-1], "6 more log lines") {
 		t.Errorf("%d captured lines, last %q", len(lines), lines[len(lines)-1])
+	}
+}
+
+func TestURLCredentialsAreRedacted(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://svc.example.com/api/check?code=abc&x=1":   "https://svc.example.com/api/check?code=REDACTED&x=1",
+		"https://st.blob.core.windows.net/c/b?sv=1&sig=zz": "https://st.blob.core.windows.net/c/b?sv=1&sig=REDACTED",
+		"/api/x?Token=t#frag":                              "/api/x?Token=REDACTED#frag",
+		"https://svc.example.com/api/check?x=1":            "https://svc.example.com/api/check?x=1",
+		"https://svc.example.com/path":                     "https://svc.example.com/path",
+	} {
+		if got := redactQuery(in); got != want {
+			t.Errorf("redactQuery(%q) = %q, want %q", in, got, want)
+		}
+	}
+	rec := tracetest.NewSpanRecorder()
+	tel, err := Setup(context.Background(), env(nil), slog.New(slog.DiscardHandler), WithSpanProcessor(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tel.TracerProvider.Tracer("t").Start(context.Background(), "GET", trace.WithAttributes(attribute.String("url.full", "https://h/p?code=secret-key")))
+	span.End()
+	if got := rec.Ended()[0].Attributes()[0].Value.AsString(); strings.Contains(got, "secret-key") {
+		t.Errorf("url.full = %q: the key reached the exporter", got)
 	}
 }
