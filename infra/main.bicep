@@ -71,6 +71,9 @@ var abbrs = loadJsonContent('abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
 var useExistingDatabricks = !empty(existingDatabricksWorkspaceId)
+// Subscription and resource group of an existing workspace (placeholders
+// otherwise: a module's scope is evaluated even when its condition is false).
+var existingDatabricksParts = split(useExistingDatabricks ? existingDatabricksWorkspaceId : '/subscriptions/${subscription().subscriptionId}/resourceGroups/none/providers/Microsoft.Databricks/workspaces/none', '/')
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
@@ -127,9 +130,9 @@ module databricks 'app/databricks.bicep' = {
 
 // Contributor on an existing workspace, in its own resource group.
 module existingDatabricksAccess 'app/databricks-access.bicep' = if (useExistingDatabricks) {
-  scope: resourceGroup(split(existingDatabricksWorkspaceId, '/')[2], split(existingDatabricksWorkspaceId, '/')[4])
+  scope: resourceGroup(existingDatabricksParts[2], existingDatabricksParts[4])
   params: {
-    workspaceName: last(split(existingDatabricksWorkspaceId, '/'))
+    workspaceName: last(existingDatabricksParts)
     principalIds: filter([identity.outputs.principalId, principalId], id => !empty(id))
   }
 }

@@ -13,6 +13,9 @@ param userPrincipalId string
 param userPrincipalType string
 
 var useExisting = !empty(existingWorkspaceId)
+// The existing workspace's subscription and resource group; harmless
+// placeholders when there is none, since scopes are evaluated regardless.
+var existingParts = split(useExisting ? existingWorkspaceId : '/subscriptions/${subscription().subscriptionId}/resourceGroups/${resourceGroup().name}/providers/Microsoft.Databricks/workspaces/none', '/')
 
 module workspace 'br/public:avm/res/databricks/workspace:0.12.0' = if (!useExisting) {
   params: {
@@ -29,8 +32,8 @@ module workspace 'br/public:avm/res/databricks/workspace:0.12.0' = if (!useExist
 }
 
 resource existing 'Microsoft.Databricks/workspaces@2024-05-01' existing = if (useExisting) {
-  name: last(split(existingWorkspaceId, '/'))
-  scope: resourceGroup(split(existingWorkspaceId, '/')[2], split(existingWorkspaceId, '/')[4])
+  name: last(existingParts)
+  scope: resourceGroup(existingParts[2], existingParts[4])
 }
 
 output workspaceUrl string = useExisting ? existing!.properties.workspaceUrl : workspace!.outputs.workspaceUrl

@@ -16,6 +16,9 @@ var roles = [
   '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // Storage Table Data Contributor
 ]
 
+var identityRoles = [for role in roles: { principalId: identityPrincipalId, principalType: 'ServicePrincipal', roleDefinitionIdOrName: role }]
+var userRoles = [for role in roles: { principalId: userPrincipalId, principalType: userPrincipalType, roleDefinitionIdOrName: role }]
+
 module storage 'br/public:avm/res/storage/storage-account:0.33.0' = {
   params: {
     name: name
@@ -34,10 +37,7 @@ module storage 'br/public:avm/res/storage/storage-account:0.33.0' = {
     blobServices: {
       containers: [{ name: deploymentContainerName, publicAccess: 'None' }]
     }
-    roleAssignments: concat(
-      [for role in roles: { principalId: identityPrincipalId, principalType: 'ServicePrincipal', roleDefinitionIdOrName: role }],
-      empty(userPrincipalId) ? [] : [for role in roles: { principalId: userPrincipalId, principalType: userPrincipalType, roleDefinitionIdOrName: role }]
-    )
+    roleAssignments: concat(identityRoles, empty(userPrincipalId) ? [] : userRoles)
   }
 }
 
