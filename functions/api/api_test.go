@@ -180,3 +180,17 @@ func TestHTTPURLSetting(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Duration{"3": 3 * time.Second, "0": 0, "Thu, 01 Jan 2026 00:00:05 GMT": 5 * time.Second} {
+		if got, ok := ParseRetryAfter(v, now); !ok || got != want {
+			t.Errorf("%q = %v %v, want %v", v, got, ok, want)
+		}
+	}
+	for _, v := range []string{"", "soon", "-1"} {
+		if _, ok := ParseRetryAfter(v, now); ok {
+			t.Errorf("%q parsed", v)
+		}
+	}
+}

@@ -9,13 +9,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/nbtrace/nbtrace/functions/api"
 )
 
 // MonitorScope is the scope of Entra ID tokens for ingestion (with the
@@ -275,7 +276,7 @@ func (t *Transmitter) post(batch []Envelope) (retry []Envelope, after time.Durat
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	after = retryAfter(res.Header.Get("Retry-After"))
+	after, _ = api.ParseRetryAfter(res.Header.Get("Retry-After"), time.Now())
 	switch {
 	case res.StatusCode == http.StatusOK:
 		t.stats.sent.Add(int64(len(batch)))
@@ -325,17 +326,4 @@ func (t *Transmitter) bearer(ctx context.Context) (string, error) {
 	}
 	t.token.value, t.token.expires = tok.Token, tok.ExpiresOn
 	return tok.Token, nil
-}
-
-func retryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return time.Until(t)
-	}
-	return 0
 }

@@ -3,7 +3,6 @@ package databricks
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -280,21 +279,6 @@ func TestConfigFromEnv(t *testing.T) {
 			t.Errorf("%v: err = %v, want %q", tt.env, err, tt.wantErr)
 		}
 	}
-}
-
-func TestRetryAfterParsing(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for v, want := range map[string]time.Duration{"3": 3 * time.Second, "Thu, 01 Jan 2026 00:00:05 GMT": 5 * time.Second} {
-		if got, ok := parseRetryAfter(v, now); !ok || got != want {
-			t.Errorf("%q = %v %v, want %v", v, got, ok, want)
-		}
-	}
-	for _, v := range []string{"", "soon", "-1"} {
-		if _, ok := parseRetryAfter(v, now); ok {
-			t.Errorf("%q parsed", v)
-		}
-	}
-	_ = http.StatusOK
 }
 
 func asAPIError(err error, target **api.Error) bool {

@@ -1,8 +1,8 @@
 package databricks
 
 import (
+	"github.com/nbtrace/nbtrace/functions/api"
 	"net/http"
-	"strconv"
 	"time"
 )
 
@@ -21,7 +21,7 @@ func (t retryAfter) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil || (res.StatusCode != http.StatusTooManyRequests && res.StatusCode != http.StatusServiceUnavailable) {
 		return res, err
 	}
-	wait, ok := parseRetryAfter(res.Header.Get("Retry-After"), time.Now())
+	wait, ok := api.ParseRetryAfter(res.Header.Get("Retry-After"), time.Now())
 	if !ok || wait <= 0 {
 		return res, nil
 	}
@@ -38,22 +38,8 @@ func (t retryAfter) RoundTrip(r *http.Request) (*http.Response, error) {
 	return res, nil
 }
 
-// parseRetryAfter reads delay-seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
-		return time.Duration(secs) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return t.Sub(now), true
-	}
-	return 0, false
-}
-
 // RetryAfterOf returns the Retry-After of the last answer behind err, if any.
 func RetryAfterOf(h http.Header) time.Duration {
-	d, _ := parseRetryAfter(h.Get("Retry-After"), time.Now())
+	d, _ := api.ParseRetryAfter(h.Get("Retry-After"), time.Now())
 	return d
 }

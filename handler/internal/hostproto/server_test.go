@@ -305,7 +305,7 @@ func TestTraceParentSources(t *testing.T) {
 func attr(s sdktrace.ReadOnlySpan, key attribute.Key) string {
 	for _, kv := range s.Attributes() {
 		if kv.Key == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
@@ -340,7 +340,7 @@ func TestInvocationSpanAttributes(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, kv := range spans[0].Attributes() {
-		got[string(kv.Key)] = kv.Value.Emit()
+		got[string(kv.Key)] = kv.Value.String()
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -524,8 +524,8 @@ func TestRequestDurationMetric(t *testing.T) {
 	}
 	attrs := h.DataPoints[0].Attributes
 	for k, want := range map[string]string{"http.request.method": "POST", "http.route": "/api/echo/{id:int}", "http.response.status_code": "201"} {
-		if v, ok := attrs.Value(attribute.Key(k)); !ok || v.Emit() != want {
-			t.Errorf("%s = %v, want %s", k, v.Emit(), want)
+		if v, ok := attrs.Value(attribute.Key(k)); !ok || v.String() != want {
+			t.Errorf("%s = %v, want %s", k, v.String(), want)
 		}
 	}
 }

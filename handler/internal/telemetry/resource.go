@@ -41,9 +41,7 @@ func Resource(getenv func(string) string, version string) *resource.Resource {
 	if id := siteResourceID(getenv("WEBSITE_OWNER_NAME"), getenv("WEBSITE_RESOURCE_GROUP"), site); id != "" {
 		attrs = append(attrs, semconv.CloudResourceID(id))
 	}
-	for _, kv := range parseResourceAttributes(getenv("OTEL_RESOURCE_ATTRIBUTES")) {
-		attrs = append(attrs, kv)
-	}
+	attrs = append(attrs, parseResourceAttributes(getenv("OTEL_RESOURCE_ATTRIBUTES"))...)
 	if v := getenv("OTEL_SERVICE_NAME"); v != "" {
 		attrs = append(attrs, semconv.ServiceName(v))
 	}

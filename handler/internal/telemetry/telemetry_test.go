@@ -31,7 +31,7 @@ func TestResource(t *testing.T) {
 	}), "v1")
 	got := map[string]string{}
 	for _, kv := range r.Attributes() {
-		got[string(kv.Key)] = kv.Value.Emit()
+		got[string(kv.Key)] = kv.Value.String()
 	}
 	want := map[string]string{
 		"service.name":                "orders",
@@ -52,7 +52,7 @@ func TestResource(t *testing.T) {
 	if _, ok := got["broken"]; ok {
 		t.Error("a malformed OTEL_RESOURCE_ATTRIBUTES member was kept")
 	}
-	if got := Resource(env(nil), ""); got.Attributes()[0].Value.Emit() == "" {
+	if got := Resource(env(nil), ""); got.Attributes()[0].Value.String() == "" {
 		t.Error("no defaults")
 	}
 }
