@@ -187,6 +187,19 @@ func (h *Host) KillHandler() {
 	}
 }
 
+// HandlerProcess says which handler process is running now: its process
+// id and the base URL the host talks to it on (http://127.0.0.1:port).
+// ok is false while no handler is running (starting or restarting).
+func (h *Host) HandlerProcess() (pid int, baseURL string, ok bool) {
+	h.sup.mu.Lock()
+	w := h.sup.current
+	h.sup.mu.Unlock()
+	if w == nil {
+		return 0, "", false
+	}
+	return w.cmd.Process.Pid, w.baseURL(), true
+}
+
 // ServeHTTP serves the app's public endpoint, http://localhost:7071/api/….
 func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := h.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
