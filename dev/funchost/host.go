@@ -56,6 +56,7 @@ type Host struct {
 	workingDir  string
 	initTimeout time.Duration
 	client      *http.Client
+	transport   *http.Transport
 	tracer      trace.Tracer
 	prop        propagation.TextMapPropagator
 	sup         supervisor
@@ -130,6 +131,7 @@ func Start(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.MaxIdleConnsPerHost = 512
+	h.transport = base
 	h.client = &http.Client{
 		Timeout: fnTimeout + time.Minute,
 		Transport: otelhttp.NewTransport(base,
@@ -186,6 +188,10 @@ func (h *Host) KillHandler() {
 		_ = w.cmd.Process.Kill()
 	}
 }
+
+// CloseIdleConnections closes the host's idle keep-alive connections to
+// the handler.
+func (h *Host) CloseIdleConnections() { h.transport.CloseIdleConnections() }
 
 // HandlerProcess says which handler process is running now: its process
 // id and the base URL the host talks to it on (http://127.0.0.1:port).

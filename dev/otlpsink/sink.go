@@ -14,8 +14,10 @@ import (
 	"sync"
 	"time"
 
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
@@ -51,6 +53,13 @@ type Sink struct {
 	printed map[string]int // spans in the trace when it was last printed
 	order   []string
 	changed chan struct{}
+	// received counts every span ever received, by service, beyond
+	// MaxTraces.
+	received map[string]int
+	// metrics holds each metric's latest value, by service and name.
+	metrics map[string]map[string]float64
+	// metricExports counts the metric exports received.
+	metricExports int
 	// MaxTraces bounds memory: the oldest traces are forgotten past it.
 	MaxTraces int
 	// Forward, when set, is an OTLP/HTTP base URL (such as a local
@@ -63,10 +72,12 @@ type Sink struct {
 // New returns an empty sink.
 func New() *Sink {
 	return &Sink{traces: map[string][]Span{}, updated: map[string]time.Time{}, printed: map[string]int{},
-		changed: make(chan struct{}), MaxTraces: 10000}
+		changed: make(chan struct{}), MaxTraces: 10000,
+		received: map[string]int{}, metrics: map[string]map[string]float64{}}
 }
 
-// ServeHTTP accepts POST /v1/traces and serves GET /api/traces (ids) and
+// ServeHTTP accepts POST /v1/traces and /v1/metrics (latest values
+// kept; see Metric), accepts and drops /v1/logs, and serves GET /api/traces (ids) and
 // GET /api/traces/{traceId} (spans as JSON).
 func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
@@ -78,9 +89,11 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/traces/"):
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(s.Trace(strings.TrimPrefix(r.URL.Path, "/api/traces/")))
-	case r.Method == http.MethodPost && (r.URL.Path == "/v1/logs" || r.URL.Path == "/v1/metrics"):
-		// Accepted (and forwarded) but not kept, so that exporters of other
-		// signals do not retry against the local stack.
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/metrics":
+		s.receiveMetrics(w, r)
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/logs":
+		// Accepted (and forwarded) but not kept, so that the log exporter
+		// does not retry against the local stack.
 		raw, _ := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<20))
 		s.forward(r, raw)
 		w.Header().Set("Content-Type", "application/x-protobuf")
@@ -114,11 +127,13 @@ func (s *Sink) forward(r *http.Request, raw []byte) {
 	}()
 }
 
-func (s *Sink) receive(w http.ResponseWriter, r *http.Request) {
+// readExport reads an OTLP/HTTP export body (protobuf or JSON, gzip or
+// not) into msg, as a collector's receiver does; on error it has answered.
+func (s *Sink) readExport(w http.ResponseWriter, r *http.Request, msg proto.Message) (isJSON, ok bool) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<20))
 	if err != nil {
 		http.Error(w, "cannot read body", http.StatusBadRequest)
-		return
+		return false, false
 	}
 	s.forward(r, raw)
 	var body io.Reader = bytes.NewReader(raw)
@@ -126,7 +141,7 @@ func (s *Sink) receive(w http.ResponseWriter, r *http.Request) {
 		gz, err := gzip.NewReader(body)
 		if err != nil {
 			http.Error(w, "bad gzip body", http.StatusBadRequest)
-			return
+			return false, false
 		}
 		defer gz.Close()
 		body = gz
@@ -134,21 +149,24 @@ func (s *Sink) receive(w http.ResponseWriter, r *http.Request) {
 	data, err := io.ReadAll(body)
 	if err != nil {
 		http.Error(w, "cannot read body", http.StatusBadRequest)
-		return
+		return false, false
 	}
-	var req coltrace.ExportTraceServiceRequest
-	isJSON := strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
+	isJSON = strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
 	if isJSON {
-		err = protojson.Unmarshal(data, &req)
+		err = protojson.Unmarshal(data, msg)
 	} else {
-		err = proto.Unmarshal(data, &req)
+		err = proto.Unmarshal(data, msg)
 	}
 	if err != nil {
-		http.Error(w, "not an OTLP ExportTraceServiceRequest: "+err.Error(), http.StatusBadRequest)
-		return
+		http.Error(w, fmt.Sprintf("not an OTLP %s: %v", msg.ProtoReflect().Descriptor().Name(), err), http.StatusBadRequest)
+		return false, false
 	}
-	s.Add(Flatten(&req)...)
-	resp := &coltrace.ExportTraceServiceResponse{}
+	return isJSON, true
+}
+
+// answer writes an export's (empty, full success) response in the
+// request's encoding.
+func answer(w http.ResponseWriter, isJSON bool, resp proto.Message) {
 	if isJSON {
 		w.Header().Set("Content-Type", "application/json")
 		b, _ := protojson.Marshal(resp)
@@ -160,6 +178,91 @@ func (s *Sink) receive(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
+func (s *Sink) receive(w http.ResponseWriter, r *http.Request) {
+	var req coltrace.ExportTraceServiceRequest
+	isJSON, ok := s.readExport(w, r, &req)
+	if !ok {
+		return
+	}
+	s.Add(Flatten(&req)...)
+	answer(w, isJSON, &coltrace.ExportTraceServiceResponse{})
+}
+
+func (s *Sink) receiveMetrics(w http.ResponseWriter, r *http.Request) {
+	var req colmetrics.ExportMetricsServiceRequest
+	isJSON, ok := s.readExport(w, r, &req)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	for _, rm := range req.GetResourceMetrics() {
+		service, _ := attrMap(rm.GetResource().GetAttributes())["service.name"].(string)
+		if s.metrics[service] == nil {
+			s.metrics[service] = map[string]float64{}
+		}
+		for _, sm := range rm.GetScopeMetrics() {
+			for _, m := range sm.GetMetrics() {
+				var points []*metricspb.NumberDataPoint
+				switch d := m.GetData().(type) {
+				case *metricspb.Metric_Gauge:
+					points = d.Gauge.GetDataPoints()
+				case *metricspb.Metric_Sum:
+					points = d.Sum.GetDataPoints()
+				default:
+					continue
+				}
+				total := 0.0
+				for _, p := range points {
+					switch v := p.GetValue().(type) {
+					case *metricspb.NumberDataPoint_AsInt:
+						total += float64(v.AsInt)
+					case *metricspb.NumberDataPoint_AsDouble:
+						total += v.AsDouble
+					}
+				}
+				s.metrics[service][m.GetName()] = total
+			}
+		}
+	}
+	s.metricExports++
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	answer(w, isJSON, &colmetrics.ExportMetricsServiceResponse{})
+}
+
+// Metric returns the latest value of a service's gauge or sum metric (its
+// data points added up, as go.memory.used's stack and other parts), and
+// whether one arrived.
+func (s *Sink) Metric(service, name string) (float64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.metrics[service][name]
+	return v, ok
+}
+
+// MetricExports is how many metric exports have been received.
+func (s *Sink) MetricExports() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.metricExports
+}
+
+// Received is how many spans the service sent in all, including those of
+// traces forgotten past MaxTraces.
+func (s *Sink) Received(service string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.received[service]
+}
+
+// Changed returns a channel closed at the next export received.
+func (s *Sink) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
 // Add stores spans.
 func (s *Sink) Add(spans ...Span) {
 	if len(spans) == 0 {
@@ -168,6 +271,7 @@ func (s *Sink) Add(spans ...Span) {
 	s.mu.Lock()
 	now := time.Now()
 	for _, sp := range spans {
+		s.received[sp.Service]++
 		if _, ok := s.traces[sp.TraceID]; !ok {
 			s.order = append(s.order, sp.TraceID)
 		}

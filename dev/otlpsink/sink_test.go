@@ -9,7 +9,11 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -121,5 +125,66 @@ func TestForward(t *testing.T) {
 	}
 	if len(near.Trace(span.SpanContext().TraceID().String())) != 1 {
 		t.Error("the near sink did not keep the span")
+	}
+}
+
+// TestMetricsKeepTheLatestValue exports a gauge and a counter with the real
+// OTLP/HTTP metric exporter; the sink keeps each one's latest value.
+func TestMetricsKeepTheLatestValue(t *testing.T) {
+	sink := New()
+	srv := httptest.NewServer(sink)
+	defer srv.Close()
+	exp, err := otlpmetrichttp.New(context.Background(), otlpmetrichttp.WithEndpointURL(srv.URL+"/v1/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithResource(resource.NewSchemaless(attribute.String("service.name", "svc"))))
+	m := mp.Meter("t")
+	in := 0
+	if _, err := m.Int64ObservableGauge("g", metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+		o.Observe(int64(in), metric.WithAttributes(attribute.String("part", "a")))
+		o.Observe(1, metric.WithAttributes(attribute.String("part", "b")))
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	counter, _ := m.Float64Counter("c")
+	for _, want := range []int{5, 9} {
+		in = want
+		counter.Add(context.Background(), 0.5)
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		if err := exp.Export(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		if g, ok := sink.Metric("svc", "g"); !ok || g != float64(want+1) {
+			t.Errorf("g = %v %v, want %d (both parts)", g, ok, want+1)
+		}
+	}
+	if c, _ := sink.Metric("svc", "c"); c != 1 {
+		t.Errorf("c = %v, want the cumulative 1", c)
+	}
+	if _, ok := sink.Metric("other", "g"); ok {
+		t.Error("a metric of another service")
+	}
+}
+
+// TestReceivedCountsForgottenTraces: Received counts every span even when
+// MaxTraces forgets old traces.
+func TestReceivedCountsForgottenTraces(t *testing.T) {
+	sink := New()
+	sink.MaxTraces = 2
+	for i := range 5 {
+		sink.Add(Span{TraceID: strings.Repeat(string(rune('a'+i)), 32), SpanID: "1", Service: "svc"},
+			Span{TraceID: strings.Repeat(string(rune('a'+i)), 32), SpanID: "2", Service: "svc"})
+	}
+	if n := sink.Received("svc"); n != 10 {
+		t.Errorf("Received = %d, want 10", n)
+	}
+	if n := sink.SpanCount(); n != 4 {
+		t.Errorf("SpanCount = %d, want the 4 of the 2 traces kept", n)
 	}
 }

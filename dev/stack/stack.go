@@ -87,8 +87,9 @@ type Stack struct {
 	Host          *funchost.Host
 	StageDir      string
 	// JobID is the notebook job the deploy step created in the stand-in.
-	JobID int64
-	stop  []func() error
+	JobID   int64
+	hostSrv *http.Server
+	stop    []func() error
 }
 
 // Start stages the app, starts the sink and the host (which starts the
@@ -199,6 +200,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	s.Host = host
 	hostSrv := &http.Server{Handler: host, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hostSrv.Serve(hostLn) }()
+	s.hostSrv = hostSrv
 	// Stop order: the host's listener, the handler (SIGTERM: it finishes
 	// in-flight work and flushes its spans), then the host's spans, then
 	// the sink.
@@ -258,6 +260,16 @@ func (s *Stack) startDatabricks(ctx context.Context, o Options) (int64, error) {
 		return 0, fmt.Errorf("deploy the notebook job to the stand-in: %w", err)
 	}
 	return id, nil
+}
+
+// CloseIdleConnections closes every idle keep-alive connection between the
+// host and the handler, both ways: the host's to the handler, and the
+// handler's to the host's endpoint (closed on the host's side), so that
+// what the handler holds at rest can be measured without connection pools.
+func (s *Stack) CloseIdleConnections() {
+	s.Host.CloseIdleConnections()
+	s.hostSrv.SetKeepAlivesEnabled(false) // closes the idle ones
+	s.hostSrv.SetKeepAlivesEnabled(true)
 }
 
 // Stop shuts everything down in order and removes the temporary folder.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/bridges/otelslog"
+	"go.opentelemetry.io/contrib/instrumentation/runtime"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/log"
 	lognoop "go.opentelemetry.io/otel/log/noop"
@@ -257,6 +258,13 @@ func Setup(ctx context.Context, getenv func(string) string, logger *slog.Logger,
 		if err != nil {
 			return nil, fmt.Errorf("exporter metric: %w", err)
 		}
+	}
+	// The Go runtime's own metrics (go.goroutine.count, go.memory.used, …),
+	// read from runtime/metrics (no stop-the-world) once per export
+	// interval: what shows a leak or memory pressure on an instance.
+	if err := runtime.Start(runtime.WithMeterProvider(t.mp),
+		runtime.WithMinimumReadMemStatsInterval(s.metricInterval/2)); err != nil {
+		return nil, fmt.Errorf("runtime metrics: %w", err)
 	}
 	t.Exporting = len(targets) > 0
 	switch {
