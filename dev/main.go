@@ -4,6 +4,7 @@
 //	go run ./dev                      the local stack on http://localhost:7071
 //	go run ./dev stage -o dist        the app folder for func start / deployment (linux/amd64)
 //	go run ./dev check dist           check a staged folder against the host's rules
+//	go run ./dev bench                measure the handler; prints a table of figures and goals
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nbtrace/nbtrace/dev/bench"
 	"github.com/nbtrace/nbtrace/dev/dbxstandin"
 	"github.com/nbtrace/nbtrace/dev/stack"
 	"github.com/nbtrace/nbtrace/dev/stage"
@@ -74,8 +76,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%s has the layout the Functions host needs\n", fs.Arg(0))
 		return nil
+	case "bench":
+		o := bench.Defaults(root)
+		o.Out, o.Log = stdout, stderr
+		fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+		fs.IntVar(&o.ColdStarts, "coldstarts", o.ColdStarts, "cold starts of each handler (at least 20)")
+		fs.IntVar(&o.Rounds, "rounds", o.Rounds, "load rounds of each handler, tracing on and off alternating")
+		fs.DurationVar(&o.RoundTime, "round-time", o.RoundTime, "length of each load round")
+		fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "concurrent invocations in the load rounds")
+		fs.IntVar(&o.FlushCount, "flush-count", o.FlushCount, "-count of the flush policy benchmark")
+		fs.StringVar(&o.Results, "o", o.Results, "file for the raw results (Go benchmark format, for benchstat)")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		_, err := bench.Run(ctx, o)
+		return err
 	default:
-		return fmt.Errorf("unknown command %q: use up, stage or check", cmd)
+		return fmt.Errorf("unknown command %q: use up, stage, check or bench", cmd)
 	}
 }
 

@@ -24,10 +24,7 @@ func (h *Host) invokePayload(w http.ResponseWriter, r *http.Request, fn manifest
 		http.Error(w, "", http.StatusBadRequest)
 		return
 	}
-	payload, err := json.Marshal(map[string]any{
-		"Data":     map[string]any{fn.Trigger: httpData(r, body, values)},
-		"Metadata": metadata(r, body, values, fn.Name),
-	})
+	payload, err := Payload(r, body, fn, values)
 	if err != nil {
 		h.fail(w, fn, "", fmt.Errorf("encode payload: %w", err))
 		return
@@ -45,8 +42,7 @@ func (h *Host) invokePayload(w http.ResponseWriter, r *http.Request, fn manifest
 		h.fail(w, fn, id, err)
 		return
 	}
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	h.hostHeaders(req.Header, id, "Azure-Functions-Host/"+Version)
+	SetInvocationHeaders(req.Header, id)
 	res, err := h.client.Do(req)
 	if err != nil {
 		h.fail(w, fn, id, fmt.Errorf("call the handler: %w", err))
@@ -107,6 +103,25 @@ func (h *Host) invokePayload(w http.ResponseWriter, r *http.Request, fn manifest
 	}
 	w.WriteHeader(resp.status)
 	_, _ = w.Write(resp.body)
+}
+
+// Payload is the body the host posts to /{function} in payload mode for
+// the caller's request r with body: Data holds the trigger's value, and
+// Metadata the trigger metadata (route values, Query, Headers, sys).
+func Payload(r *http.Request, body []byte, fn manifest.Function, values map[string]string) ([]byte, error) {
+	return json.Marshal(map[string]any{
+		"Data":     map[string]any{fn.Trigger: httpData(r, body, values)},
+		"Metadata": metadata(r, body, values, fn.Name),
+	})
+}
+
+// SetInvocationHeaders sets the headers of the host's invocation request
+// in payload mode: Content-Type, host version, invocation id, user agent.
+func SetInvocationHeaders(hd http.Header, invocationID string) {
+	hd.Set("Content-Type", "application/json; charset=utf-8")
+	hd.Set("X-Azure-Functions-HostVersion", Version)
+	hd.Set("X-Azure-Functions-InvocationId", invocationID)
+	hd.Set("User-Agent", "Azure-Functions-Host/"+Version)
 }
 
 // httpData is the trigger's value in Data (HttpRequestExtensions).

@@ -25,8 +25,11 @@ type Options struct {
 
 // Result is what a run measured.
 type Result struct {
-	Sent      int
-	Errors    int
+	Sent   int
+	Errors int
+	// Cut counts the requests the time limit cut off: neither sent nor
+	// errors, but they reached the server.
+	Cut       int
 	FirstErr  error
 	Elapsed   time.Duration
 	Latencies []time.Duration // sorted
@@ -80,7 +83,7 @@ func Run(ctx context.Context, o Options, do func(ctx context.Context) error) (Re
 	for range o.Concurrency {
 		wg.Go(func() {
 			lat := make([]time.Duration, 0, 1024)
-			var errs int
+			var errs, cut int
 			var first error
 			for ctx.Err() == nil {
 				if o.Requests > 0 && started.Add(1) > int64(o.Requests) {
@@ -90,7 +93,8 @@ func Run(ctx context.Context, o Options, do func(ctx context.Context) error) (Re
 				err := do(ctx)
 				d := time.Since(t0)
 				if err != nil && ctx.Err() != nil && o.Duration > 0 {
-					break // cut off by the time limit: not counted
+					cut++ // cut off by the time limit: not counted
+					break
 				}
 				lat = append(lat, d)
 				if err != nil {
@@ -103,6 +107,7 @@ func Run(ctx context.Context, o Options, do func(ctx context.Context) error) (Re
 			mu.Lock()
 			res.Latencies = append(res.Latencies, lat...)
 			res.Errors += errs
+			res.Cut += cut
 			if res.FirstErr == nil {
 				res.FirstErr = first
 			}

@@ -1,11 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +195,26 @@ func TestParseRetryAfter(t *testing.T) {
 		if _, ok := ParseRetryAfter(v, now); ok {
 			t.Errorf("%q parsed", v)
 		}
+	}
+}
+
+// TestDependencyFailuresAreLogged: a failed dependency's cause is logged
+// for operators, with any key in the service's URL cut out.
+func TestDependencyFailuresAreLogged(t *testing.T) {
+	var buf bytes.Buffer
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewJSONHandler(&buf, nil)))
+	defer slog.SetDefault(old)
+	cause := &url.Error{Op: "Post", URL: "http://svc.example/a?code=s3cret", Err: errors.New("connection refused")}
+	WriteError(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", nil),
+		&Error{Code: EDEPENDENCY, Message: "service a could not be reached", Dependency: "service-a", Err: cause})
+	out := buf.String()
+	for _, want := range []string{`"msg":"dependency failed"`, `"dependency":"service-a"`, "connection refused", "http://svc.example/a"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log %s lacks %s", out, want)
+		}
+	}
+	if strings.Contains(out, "s3cret") {
+		t.Errorf("the key in the service URL was logged: %s", out)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -81,8 +82,13 @@ func ProblemFor(ctx context.Context, err error) Problem {
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	ctx := r.Context()
 	p := ProblemFor(ctx, err)
-	if p.Code == EINTERNAL {
+	switch {
+	case p.Code == EINTERNAL:
 		slog.ErrorContext(ctx, "request failed", "error", err)
+	case p.Dependency != "":
+		// Why a dependency failed is for operators, not callers: logged
+		// with the trace id, URLs cut to scheme, host and path.
+		slog.WarnContext(ctx, "dependency failed", "dependency", p.Dependency, "code", string(p.Code), "error", redactedError(err))
 	}
 	var e *Error
 	if errors.As(err, &e) {
@@ -98,4 +104,16 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
+}
+
+// redactedError is err's message with the URL of any *url.Error in its
+// chain cut by RedactURL, since a service URL may carry a key in its query.
+func redactedError(err error) string {
+	msg := err.Error()
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if ue, ok := e.(*url.Error); ok && ue.URL != "" {
+			msg = strings.ReplaceAll(msg, ue.URL, RedactURL(ue.URL))
+		}
+	}
+	return msg
 }

@@ -1,0 +1,99 @@
+package bench
+
+import (
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/nbtrace/nbtrace/functions/validate"
+)
+
+// startServices starts services A and B (POST /a, POST /b) on loopback:
+// each answers a passing verdict, as the app's simulate function does,
+// after delay.
+func startServices(delay time.Duration) (*httptest.Server, error) {
+	verdict, err := json.Marshal(validate.ServiceVerdict{Passed: true})
+	if err != nil {
+		return nil, err
+	}
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(verdict)
+	})), nil
+}
+
+// countingSink is an OTLP/HTTP trace receiver that decodes each export
+// (protobuf, gzip or not, as a collector does) and counts its spans; it
+// keeps nothing, so that it costs the machine as little as it can.
+type countingSink struct {
+	*httptest.Server
+	spans atomic.Int64
+}
+
+func startSink() (*countingSink, error) {
+	s := &countingSink{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body io.Reader = r.Body
+		if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+			gz, err := gzip.NewReader(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			body = gz
+		}
+		raw, err := io.ReadAll(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if r.URL.Path == "/v1/traces" {
+			var req coltrace.ExportTraceServiceRequest
+			if err := proto.Unmarshal(raw, &req); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			n := 0
+			for _, rs := range req.GetResourceSpans() {
+				for _, ss := range rs.GetScopeSpans() {
+					n += len(ss.GetSpans())
+				}
+			}
+			s.spans.Add(int64(n))
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	return s, nil
+}
+
+// settle waits until no span has arrived for a second (at most 30 s) and
+// returns the count.
+func (s *countingSink) settle(ctx context.Context) int64 {
+	last, quiet := s.spans.Load(), time.Now()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; {
+		time.Sleep(50 * time.Millisecond)
+		if n := s.spans.Load(); n != last {
+			last, quiet = n, time.Now()
+		} else if time.Since(quiet) >= time.Second {
+			break
+		}
+	}
+	return last
+}
