@@ -138,7 +138,9 @@ type runner struct {
 	procs    []*handlerProc
 }
 
-func (r *runner) logf(format string, args ...any) { fmt.Fprintf(r.o.Log, "bench: "+format+"\n", args...) }
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.o.Log, "bench: "+format+"\n", args...)
+}
 
 func (r *runner) build(ctx context.Context) error {
 	r.appDir = filepath.Join(r.tmp, "app")

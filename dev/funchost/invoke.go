@@ -109,10 +109,16 @@ func (h *Host) invokePayload(w http.ResponseWriter, r *http.Request, fn manifest
 // the caller's request r with body: Data holds the trigger's value, and
 // Metadata the trigger metadata (route values, Query, Headers, sys).
 func Payload(r *http.Request, body []byte, fn manifest.Function, values map[string]string) ([]byte, error) {
-	return json.Marshal(map[string]any{
+	// Newtonsoft.Json, the host's serializer, leaves <, > and & as they
+	// are; encoding/json would escape each to six bytes.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(map[string]any{
 		"Data":     map[string]any{fn.Trigger: httpData(r, body, values)},
 		"Metadata": metadata(r, body, values, fn.Name),
 	})
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), err
 }
 
 // SetInvocationHeaders sets the headers of the host's invocation request

@@ -114,9 +114,13 @@ func TestNotebookEndToEnd(t *testing.T) {
 	}
 }
 
+// TestNotebookFaults injects Databricks faults into run-now: each gives its
+// documented answer within a bound, and starts the run only when the
+// answer says so.
 func TestNotebookFaults(t *testing.T) {
 	s := startWith(t, "payload", dbxstandin.RunnerFunc(func(context.Context, dbxstandin.RunContext) error { return nil }),
 		[]string{"DATABRICKS_RETRY_TIMEOUT=2s", "DATABRICKS_HTTP_TIMEOUT=1s"})
+	const runNow = "/api/2.2/jobs/run-now"
 	tests := []struct {
 		name       string
 		fault      *dbxstandin.Fault
@@ -126,14 +130,30 @@ func TestNotebookFaults(t *testing.T) {
 		wantCode   string
 		wantDB     string
 		retryAfter bool
+		wantRuns   int // runs started
+		// wantCalls is how many run-now calls Databricks saw. The SDK
+		// waits 1s and more (with jitter) before its first retry, 2s and
+		// more before the second.
+		wantCalls int
 	}{
-		{name: "throttled past the retries", fault: &dbxstandin.Fault{PathPrefix: "/api/2.2/jobs/run-now", Status: 429, RetryAfter: "1", Times: 1000},
-			wantStatus: 503, wantCode: "unavailable", wantDB: "REQUEST_LIMIT_EXCEEDED", retryAfter: true},
-		{name: "server error", fault: &dbxstandin.Fault{PathPrefix: "/api/2.2/jobs/run-now", Status: 500},
-			wantStatus: 502, wantCode: "dependency-failed", wantDB: "INTERNAL_ERROR"},
-		{name: "too slow", fault: &dbxstandin.Fault{PathPrefix: "/api/2.2/jobs/run-now", Delay: 3 * time.Second},
-			wantStatus: 504, wantCode: "dependency-timeout"},
-		{name: "permission denied", deny: true, wantStatus: 502, wantCode: "dependency-failed", wantDB: "PERMISSION_DENIED"},
+		// The call is held for its Retry-After (1s); with the backoff after
+		// it, DATABRICKS_RETRY_TIMEOUT (2s) is over before a second call.
+		{name: "throttled past the retries", fault: &dbxstandin.Fault{PathPrefix: runNow, Status: 429, RetryAfter: "1", Times: 1000},
+			wantStatus: 503, wantCode: "unavailable", wantDB: "REQUEST_LIMIT_EXCEEDED", retryAfter: true, wantCalls: 1},
+		{name: "server error", fault: &dbxstandin.Fault{PathPrefix: runNow, Status: 500},
+			wantStatus: 502, wantCode: "dependency-failed", wantDB: "INTERNAL_ERROR", wantCalls: 1},
+		{name: "too slow", fault: &dbxstandin.Fault{PathPrefix: runNow, Delay: 3 * time.Second},
+			wantStatus: 504, wantCode: "dependency-timeout", wantCalls: 1},
+		// The SDK retries a dropped connection: the second call starts the
+		// one run.
+		{name: "connection reset once", fault: &dbxstandin.Fault{PathPrefix: runNow, Drop: true, Times: 1},
+			wantStatus: 202, wantRuns: 1, wantCalls: 2},
+		// Retried until DATABRICKS_RETRY_TIMEOUT, then Databricks could not
+		// be reached.
+		{name: "connection reset every time", fault: &dbxstandin.Fault{PathPrefix: runNow, Drop: true, Times: 1000},
+			wantStatus: 502, wantCode: "dependency-failed", wantCalls: 2},
+		// Deny stays in force: the cases after it must not call Databricks.
+		{name: "permission denied", deny: true, wantStatus: 502, wantCode: "dependency-failed", wantDB: "PERMISSION_DENIED", wantCalls: 1},
 		{name: "validation fails", body: `{"dataset":"sales","date":"2099-01-01"}`, wantStatus: 422, wantCode: "validation-failed"},
 	}
 	for i, tt := range tests {
@@ -149,19 +169,37 @@ func TestNotebookFaults(t *testing.T) {
 			if body == "" {
 				body = notebookBody
 			}
-			before := s.Databricks.Runs()
+			runs, calls := s.Databricks.Runs(), countRequests(s, runNow)
+			began := time.Now()
 			res, m := post(t, s.URL+"/api/notebook", body, map[string]string{"Idempotency-Key": fmt.Sprint("fault-", i)})
-			if res.StatusCode != tt.wantStatus || m["code"] != tt.wantCode {
+			took := time.Since(began)
+			if code, _ := m["code"].(string); res.StatusCode != tt.wantStatus || code != tt.wantCode {
 				t.Fatalf("status %d %v, want %d %s", res.StatusCode, m, tt.wantStatus, tt.wantCode)
 			}
 			if tt.wantDB != "" && m["databricksErrorCode"] != tt.wantDB {
 				t.Errorf("databricksErrorCode = %v, want %s", m["databricksErrorCode"], tt.wantDB)
 			}
+			if tt.wantCode != "" && tt.wantCode != "validation-failed" && m["dependency"] != "databricks" {
+				t.Errorf("dependency = %v, want databricks", m["dependency"])
+			}
 			if tt.retryAfter && res.Header.Get("Retry-After") != "1" {
 				t.Errorf("Retry-After = %q, want Databricks' 1", res.Header.Get("Retry-After"))
 			}
-			if tt.wantStatus == 422 && s.Databricks.Runs() != before {
-				t.Error("a run was started for an invalid request")
+			// Retries stop at DATABRICKS_RETRY_TIMEOUT (2s), calls at
+			// DATABRICKS_HTTP_TIMEOUT (1s).
+			if limit := 12 * time.Second; took > limit {
+				t.Errorf("the answer took %s, want under %s", took, limit)
+			}
+			if n := s.Databricks.Runs() - runs; n != tt.wantRuns {
+				t.Errorf("%d runs started, want %d", n, tt.wantRuns)
+			}
+			if tt.wantRuns > 0 {
+				if id, _ := m["runId"].(float64); id <= 0 {
+					t.Errorf("no run id in %v", m)
+				}
+			}
+			if n := countRequests(s, runNow) - calls; n != tt.wantCalls {
+				t.Errorf("%d run-now calls, want %d", n, tt.wantCalls)
 			}
 		})
 	}

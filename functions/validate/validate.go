@@ -126,11 +126,16 @@ func callService(ctx context.Context, client *http.Client, s service, body []byt
 	if res.StatusCode != http.StatusOK {
 		return fail(api.EDEPENDENCY, fmt.Sprintf("service %s answered %d", s.name, res.StatusCode), nil)
 	}
-	var v ServiceVerdict
-	if err := json.Unmarshal(data, &v); err != nil {
+	// A verdict must say whether the check passed: an answer without
+	// "passed" ({} or null) is the service's fault, not the caller's.
+	var v struct {
+		Passed *bool  `json:"passed"`
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil || v.Passed == nil {
 		return fail(api.EDEPENDENCY, fmt.Sprintf("service %s answered something other than a verdict", s.name), err)
 	}
-	check.Passed, check.Reason, check.DurationMs = v.Passed, v.Reason, ms(time.Since(start))
+	check.Passed, check.Reason, check.DurationMs = *v.Passed, v.Reason, ms(time.Since(start))
 	return check, nil
 }
 

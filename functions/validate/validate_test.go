@@ -63,6 +63,9 @@ func TestValidate(t *testing.T) {
 		}
 	}
 	garbage := func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "<html>") }
+	answer := func(body string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, body) }
+	}
 	tests := []struct {
 		name       string
 		a, b       http.HandlerFunc
@@ -78,6 +81,8 @@ func TestValidate(t *testing.T) {
 		{"b is slow", verdict(true, ""), slow, good, 504, "dependency-timeout", "service-b"},
 		{"slow wins over failing", failing, slow, good, 504, "dependency-timeout", "service-a,service-b"},
 		{"b answers garbage", verdict(true, ""), garbage, good, 502, "dependency-failed", "service-b"},
+		{"a answers {}", answer("{}"), verdict(true, ""), good, 502, "dependency-failed", "service-a"},
+		{"b answers null", verdict(true, ""), answer("null"), good, 502, "dependency-failed", "service-b"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -126,13 +126,17 @@ func (s *Server) servePayload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxPayloadBytes()))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		// A caller's body far over the limit: the payload is not read to
+		// its end, and the caller gets the documented 413 through the
+		// output binding (a protocol-level 4xx would reach it as the
+		// host's bare 500).
+		s.answerTooLarge(w, r, fn)
+		return
+	}
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			s.protocolError(w, r, fn, api.Errorf(api.ETOOLARGE, "the invocation payload is larger than %d bytes", mbe.Limit))
-		} else {
-			s.protocolError(w, r, fn, &api.Error{Code: api.EINVALID, Message: "the invocation payload could not be read", Err: err})
-		}
+		s.protocolError(w, r, fn, &api.Error{Code: api.EINVALID, Message: "the invocation payload could not be read", Err: err})
 		return
 	}
 	_, data, err := DecodeInvocation(payload, fn.Trigger)
@@ -151,6 +155,21 @@ func (s *Server) servePayload(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	bw, logs := s.invoke(fn, r, inner, src, buildErr)
+	writeResult(w, fn, bw, logs)
+}
+
+// answerTooLarge answers an invocation whose payload is over
+// maxPayloadBytes with a 413 problem in the function's output binding.
+func (s *Server) answerTooLarge(w http.ResponseWriter, r *http.Request, fn manifest.Function) {
+	ctx, src := ExtractParent(r.Context(), s.opts.Propagator, r.Header, nil)
+	inner, _ := http.NewRequestWithContext(ctx, http.MethodPost, "/", http.NoBody)
+	bw, logs := s.invoke(fn, r, inner, src, api.Errorf(api.ETOOLARGE, "the body is larger than %d bytes", s.opts.MaxBodyBytes))
+	writeResult(w, fn, bw, logs)
+}
+
+// writeResult writes the invocation result: the function's answer in its
+// output binding ($return: ReturnValue), and its log lines.
+func writeResult(w http.ResponseWriter, fn manifest.Function, bw *bufferedWriter, logs []string) {
 	resp := InvokeResponse{Outputs: map[string]any{}, Logs: logs}
 	if fn.Output == manifest.ReturnBinding {
 		resp.ReturnValue = bw.output()
@@ -201,9 +220,10 @@ func (s *Server) allowed(path string) []string {
 }
 
 func (s *Server) maxPayloadBytes() int64 {
-	// JSON escaping can take up to 6 bytes per body byte (\u00XX); the rest
-	// of the payload (headers, metadata) is allowed 1 MiB.
-	return 6*s.opts.MaxBodyBytes + 1<<20
+	// The body is in the payload twice (Data's Body, and a JSON body's
+	// properties in Metadata) and JSON escaping can take up to 6 bytes
+	// per body byte (\u00XX); the rest (headers, sys) is allowed 1 MiB.
+	return 2*6*s.opts.MaxBodyBytes + 1<<20
 }
 
 // protocolError answers a request the host should never send with a 4xx

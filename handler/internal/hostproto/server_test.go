@@ -374,7 +374,6 @@ func TestProtocolErrors(t *testing.T) {
 		{"trigger not an object", http.MethodPost, "/echo", `{"Data":{"req":"\"hello\""}}`, 400, api.EINVALID},
 		{"no Method", http.MethodPost, "/echo", `{"Data":{"req":{"Url":"http://x/api/echo/1"}}}`, 400, api.EINVALID},
 		{"Headers wrong type", http.MethodPost, "/echo", `{"Data":{"req":{"Url":"http://x/api/echo/1","Method":"POST","Headers":{"a":1}}}}`, 400, api.EINVALID},
-		{"payload too large", http.MethodPost, "/echo", `{"Data":{"req":{"Body":"` + strings.Repeat("x", 6*1024+(1<<20)) + `"}}}`, 413, api.ETOOLARGE},
 	}
 	f := newFixture(t, false, 1<<10)
 	for _, tt := range tests {
@@ -401,6 +400,31 @@ func TestProtocolErrors(t *testing.T) {
 	payload, _ := os.ReadFile("testdata/echo-body.input")
 	if out := outputOf(t, decodeAnswer(t, f.invoke(t, "echo", payload, nil)).Outputs["res"]); out.StatusCode != http.StatusCreated {
 		t.Errorf("after the bad requests, echo answered %d", out.StatusCode)
+	}
+}
+
+// TestPayloadFarOverTheLimit: a payload too large to read (a caller's body
+// far over the limit, in Data and again in Metadata) is still answered
+// through the output binding, so that the caller gets the documented 413
+// with a trace id and not the host's bare 500.
+func TestPayloadFarOverTheLimit(t *testing.T) {
+	f := newFixture(t, false, 1<<10)
+	big := strings.Repeat("x", 2*6*(1<<10)+(1<<20))
+	payload := []byte(`{"Data":{"req":{"Url":"http://localhost:7071/api/echo/1","Method":"POST","Body":"` + big + `"}},"Metadata":{}}`)
+	w := f.invoke(t, "echo", payload, http.Header{"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}})
+	if w.Code != http.StatusOK {
+		t.Fatalf("status = %d, want 200 (the invocation succeeded; its output says 413)", w.Code)
+	}
+	out := outputOf(t, decodeAnswer(t, w).Outputs["res"])
+	if out.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("output status = %d, want 413", out.StatusCode)
+	}
+	var p api.Problem
+	if err := json.Unmarshal([]byte(out.Body), &p); err != nil {
+		t.Fatalf("output body is not a problem: %q", out.Body)
+	}
+	if p.Code != api.ETOOLARGE || p.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Errorf("problem = %+v, want payload-too-large in the host's trace", p)
 	}
 }
 
