@@ -86,6 +86,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "concurrent invocations in the load rounds")
 		fs.IntVar(&o.FlushCount, "flush-count", o.FlushCount, "-count of the flush policy benchmark")
 		fs.StringVar(&o.Results, "o", o.Results, "file for the raw results (Go benchmark format, for benchstat)")
+		fs.Func("set", "a setting KEY=VALUE for every handler measured (repeatable), such as NBTRACE_FLUSH_POLICY=batch", func(v string) error {
+			if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+				return fmt.Errorf("%q is not KEY=VALUE", v)
+			}
+			o.Settings = append(o.Settings, v)
+			return nil
+		})
 		if err := fs.Parse(args); err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -49,6 +50,9 @@ type Options struct {
 	Concurrency int
 	// FlushCount is -count for the flush policy benchmark.
 	FlushCount int
+	// Settings (KEY=VALUE) are given to every handler measured, after the
+	// benchmark's own: to measure the effect of a setting.
+	Settings []string
 	// Out receives the table; Log the progress.
 	Out, Log io.Writer
 	// Results is the file the raw results are written to.
@@ -66,11 +70,12 @@ func Defaults(root string) Options {
 const (
 	goalColdRatio    = 1.5
 	goalColdStart    = 15 * time.Millisecond
-	goalBinaryBytes  = 25 << 20
+	goalBinaryBytes  = 25e6
 	goalTracingRatio = 0.8
 	goalDelayedP50   = 110 * time.Millisecond
-	goalPeakRSS      = 60 << 20
+	goalPeakRSS      = 60e6
 	serviceDelay     = 100 * time.Millisecond
+	hostPoll         = 25 * time.Millisecond // HttpWorkerProcess's readiness poll
 	peakConcurrency  = 200
 )
 
@@ -168,8 +173,8 @@ func (r *runner) binarySize(context.Context) error {
 		return err
 	}
 	fmt.Fprintf(&r.raw, "BenchmarkBinarySize/linux-amd64 1 %d bytes\n", fi.Size())
-	r.rows = append(r.rows, Row{Measure: "binary size, stripped, linux/amd64", Result: mib(float64(fi.Size())),
-		Goal: "≤ " + mib(goalBinaryBytes), Met: met(fi.Size() <= goalBinaryBytes)})
+	r.rows = append(r.rows, Row{Measure: "binary size, stripped, linux/amd64", Result: mb(float64(fi.Size())),
+		Goal: "≤ " + mb(goalBinaryBytes), Met: met(fi.Size() <= goalBinaryBytes)})
 	return nil
 }
 
@@ -202,11 +207,22 @@ func (r *runner) coldStarts(ctx context.Context) error {
 	}
 	rs, bs := summary(real), summary(base)
 	ratio := rs.Center / bs.Center
+	// The host polls every 25 ms from the start, so it sees a handler
+	// ready at the first poll after it is: what a caller waits for.
+	polled := func(v []float64) []float64 {
+		out := make([]float64, len(v))
+		for i, d := range v {
+			out[i] = math.Ceil(d/float64(hostPoll)) * float64(hostPoll)
+		}
+		return out
+	}
 	r.rows = append(r.rows,
 		Row{Measure: fmt.Sprintf("cold start: exec → first GET / answer, median of %d", n), Result: msCI(rs),
 			Baseline: "minimal handler " + msCI(bs), Goal: "≤ " + ms(float64(goalColdStart)), Met: met(rs.Center <= float64(goalColdStart))},
 		Row{Measure: "cold start vs the minimal handler", Result: fmt.Sprintf("%.2f×", ratio),
-			Goal: fmt.Sprintf("≤ %.1f×", goalColdRatio), Met: met(ratio <= goalColdRatio)})
+			Goal: fmt.Sprintf("≤ %.1f×", goalColdRatio), Met: met(ratio <= goalColdRatio)},
+		Row{Measure: "cold start as the host's 25 ms readiness poll sees it, median", Result: ms(summary(polled(real)).Center),
+			Baseline: "minimal handler " + ms(summary(polled(base)).Center)})
 	return nil
 }
 
@@ -256,7 +272,7 @@ func (r *runner) handlerEnv(serviceA, serviceB, otlp string, extra ...string) []
 		"OTEL_TRACES_SAMPLER=always_on",
 		"NBTRACE_LOG_LEVEL=warn",
 	}
-	return append(env, extra...)
+	return append(append(env, extra...), r.o.Settings...)
 }
 
 // handlerProc is a running handler, driven as the host drives it.
@@ -386,29 +402,19 @@ func (r *runner) throughput(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Spans per invocation, from ten invocations once the warm-up's have
-	// arrived.
+	var sent int64 // invocations of the traced handler
 	for _, p := range []*handlerProc{on, off} {
 		res, err := loadgen.Run(ctx, loadgen.Options{Concurrency: 8, Requests: 2000, Duration: 10 * time.Second}, p.invoke)
 		if err != nil {
 			return err
 		}
-		if res.Errors > 0 {
+		if res.Errors > 0 || res.Cut > 0 {
 			return fmt.Errorf("warm-up: %v; first: %v", res, res.FirstErr)
 		}
-	}
-	base := sink.settle(ctx)
-	for range 10 {
-		if err := on.invoke(ctx); err != nil {
-			return err
+		if p == on {
+			sent += int64(res.Sent)
 		}
 	}
-	perInvocation := (sink.settle(ctx) - base) / 10
-	if perInvocation == 0 {
-		return fmt.Errorf("no spans arrived from the traced handler")
-	}
-	expected := sink.spans.Load()
-
 	// Rounds are bounded by a count, from a short calibration at full
 	// concurrency, so that none is cut off mid-invocation (every span
 	// sent is then expected); the time limit only guards.
@@ -436,7 +442,7 @@ func (r *runner) throughput(ctx context.Context) error {
 				return fmt.Errorf("round %d, tracing %s: %v; first: %v", i, v.name, res, res.FirstErr)
 			}
 			if v.name == "on" {
-				expected += int64(res.Sent) * perInvocation
+				sent += int64(res.Sent)
 			}
 			rates[v.name] = append(rates[v.name], res.Rate())
 			lat[v.name] = append(lat[v.name], res.Latencies...)
@@ -444,9 +450,12 @@ func (r *runner) throughput(ctx context.Context) error {
 				v.name, res.Sent, 1e9/res.Rate(), res.Rate(), res.Percentile(50), res.Percentile(99))
 		}
 	}
-	// The traced handler's last spans leave on SIGTERM, as on scale-in.
+	// The traced handler's last spans leave on SIGTERM, as on scale-in;
+	// then every trace is whole, and the spans of one invocation known.
 	on.stop()
 	received := sink.settle(ctx)
+	perInvocation := sink.spansPerTrace()
+	expected := sent * perInvocation
 	onS, offS := summary(rates["on"]), summary(rates["off"])
 	pct := func(name string, p float64) time.Duration {
 		l := lat[name]
@@ -531,7 +540,7 @@ func (r *runner) delayed(ctx context.Context) error {
 	hwm, err := procStatusBytes(p.pid(), "VmHWM")
 	if err != nil {
 		r.rows = append(r.rows, Row{Measure: fmt.Sprintf("peak RSS, %d concurrent invocations", peakConcurrency), Result: "not measurable here: " + err.Error(),
-			Goal: "≤ " + mib(goalPeakRSS), Met: met(false)})
+			Goal: "≤ " + mb(goalPeakRSS), Met: met(false)})
 		return nil
 	}
 	// What the RSS is made of now: the binary's pages read from disk, and
@@ -540,8 +549,8 @@ func (r *runner) delayed(ctx context.Context) error {
 	anon, _ := procStatusBytes(p.pid(), "RssAnon")
 	fmt.Fprintf(&r.raw, "BenchmarkPeakRSS/concurrent=%d 1 %d peak-RSS-bytes %d file-RSS-bytes %d anon-RSS-bytes\n", peakConcurrency, hwm, file, anon)
 	r.rows = append(r.rows, Row{Measure: fmt.Sprintf("peak RSS, %d concurrent invocations (tracing on)", peakConcurrency),
-		Result: mib(float64(hwm)), Baseline: fmt.Sprintf("at the end: binary %s + heap, stacks %s", mib(float64(file)), mib(float64(anon))),
-		Goal: "≤ " + mib(goalPeakRSS), Met: met(hwm <= goalPeakRSS)})
+		Result: mb(float64(hwm)), Baseline: fmt.Sprintf("at the end: binary %s + heap, stacks %s", mb(float64(file)), mb(float64(anon))),
+		Goal: "≤ " + mb(goalPeakRSS), Met: met(hwm <= goalPeakRSS)})
 	return nil
 }
 
@@ -600,7 +609,8 @@ func usCI(s benchmath.Summary) string {
 	return fmt.Sprintf("%.1f µs (95 %% CI %.1f–%.1f)", s.Center/1e3, s.Lo/1e3, s.Hi/1e3)
 }
 
-func mib(b float64) string { return fmt.Sprintf("%.1f MiB", b/(1<<20)) }
+// mb prints bytes in MB (10⁶ bytes), the unit of the goals.
+func mb(b float64) string { return fmt.Sprintf("%.1f MB", b/1e6) }
 
 func printTable(w io.Writer, rows []Row) {
 	head := Row{Measure: "Measure", Result: "Result", Baseline: "Baseline (same run)", Goal: "Goal"}

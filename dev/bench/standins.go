@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,10 +46,16 @@ func startServices(delay time.Duration) (*httptest.Server, error) {
 type countingSink struct {
 	*httptest.Server
 	spans atomic.Int64
+	// perTrace counts the spans of the first sampleTraces traces, from
+	// which the spans each invocation makes are known once all arrived.
+	mu       sync.Mutex
+	perTrace map[string]int
 }
 
+const sampleTraces = 100
+
 func startSink() (*countingSink, error) {
-	s := &countingSink{}
+	s := &countingSink{perTrace: map[string]int{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body io.Reader = r.Body
 		if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
@@ -71,16 +78,39 @@ func startSink() (*countingSink, error) {
 				return
 			}
 			n := 0
+			s.mu.Lock()
 			for _, rs := range req.GetResourceSpans() {
 				for _, ss := range rs.GetScopeSpans() {
 					n += len(ss.GetSpans())
+					for _, sp := range ss.GetSpans() {
+						id := string(sp.GetTraceId())
+						if _, ok := s.perTrace[id]; ok || len(s.perTrace) < sampleTraces {
+							s.perTrace[id]++
+						}
+					}
 				}
 			}
+			s.mu.Unlock()
 			s.spans.Add(int64(n))
 		}
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	}))
 	return s, nil
+}
+
+// spansPerTrace is the most common span count of the sampled traces.
+func (s *countingSink) spansPerTrace() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	freq := map[int]int{}
+	best := 0
+	for _, n := range s.perTrace {
+		freq[n]++
+		if freq[n] > freq[best] {
+			best = n
+		}
+	}
+	return int64(best)
 }
 
 // settle waits until no span has arrived for a second (at most 30 s) and
