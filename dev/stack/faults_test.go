@@ -141,7 +141,7 @@ func TestServiceFaults(t *testing.T) {
 		// notebook calls validate through the host: validate answered (with
 		// its problem), so for notebook validate is the failed dependency,
 		// and no run is started.
-		{name: "notebook: A slower than the timeout", path: "/api/notebook", a: serviceSlow, wantStatus: 502, wantCode: "dependency-failed", wantDep: "validate", failedCalls: []string{"/a"}, timedOut: true},
+		{name: "notebook: A slower than the timeout", path: "/api/notebook", a: serviceSlow, wantStatus: 504, wantCode: "dependency-timeout", wantDep: "validate", failedCalls: []string{"/a"}, timedOut: true},
 		{name: "notebook: B resets the connection", path: "/api/notebook", b: serviceReset, wantStatus: 502, wantCode: "dependency-failed", wantDep: "validate", failedCalls: []string{"/b"}},
 	}
 	for _, tt := range tests {

@@ -254,7 +254,16 @@ func (h *handler) validate(ctx context.Context, caller *http.Request, req Reques
 	case res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden:
 		return &api.Error{Code: api.EDEPENDENCY, Dependency: "validate", Message: fmt.Sprintf("validate refused the call (%d): call notebook with a host key (x-functions-key), which validate accepts too", res.StatusCode)}
 	default:
+		// What went wrong behind validate keeps its kind: a timeout stays
+		// 504, an unavailable service 503 with its Retry-After.
 		e := &api.Error{Code: api.EDEPENDENCY, Dependency: "validate", Message: fmt.Sprintf("validate answered %d", res.StatusCode)}
+		switch {
+		case res.StatusCode == http.StatusGatewayTimeout || p.Code == api.ETIMEOUT:
+			e.Code = api.ETIMEOUT
+		case res.StatusCode == http.StatusServiceUnavailable:
+			e.Code = api.EUNAVAILABLE
+			e.RetryAfter, _ = api.ParseRetryAfter(res.Header.Get("Retry-After"), time.Now())
+		}
 		if p.Dependency != "" {
 			e.Message += " (" + p.Dependency + ": " + p.Detail + ")"
 		}

@@ -199,6 +199,8 @@ func TestRejectedBeforeAnyRun(t *testing.T) {
 		{"a check fails", 422, `{"code":"validation-failed","detail":"a check did not pass","checks":[{"service":"a","passed":false}]}`, "/api/notebook", body, 422, "validation-failed", ""},
 		{"validate breaks", 502, `{"code":"dependency-failed","dependency":"service-a","detail":"service a answered 500"}`, "/api/notebook", body, 502, "dependency-failed", ""},
 		{"validate refuses the key", 401, ``, "/api/notebook", body, 502, "dependency-failed", ""},
+		{"a service behind validate too slow", 504, `{"code":"dependency-timeout","dependency":"service-b","detail":"service b did not answer within 5s"}`, "/api/notebook", body, 504, "dependency-timeout", ""},
+		{"validate unavailable", 503, `{"code":"unavailable","detail":"busy"}`, "/api/notebook", body, 503, "unavailable", ""},
 		{"trace key as parameter", 200, `{}`, "/api/notebook", `{"dataset":"s","date":"2026-01-01","parameters":{"traceparent":"00-x"}}`, 422, "validation-failed", "parameters.traceparent"},
 		{"parameter not allowed", 200, `{}`, "/api/notebook", `{"dataset":"s","date":"2026-01-01","parameters":{"cluster":"big"}}`, 422, "validation-failed", "parameters.cluster"},
 		{"unknown field", 200, `{}`, "/api/notebook", `{"dataset":"s","date":"2026-01-01","jobId":5}`, 422, "validation-failed", "jobId"},
