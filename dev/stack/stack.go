@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tailscale/hujson"
@@ -89,6 +90,7 @@ type Stack struct {
 	// JobID is the notebook job the deploy step created in the stand-in.
 	JobID   int64
 	hostSrv *http.Server
+	conns   connTracker
 	stop    []func() error
 }
 
@@ -198,7 +200,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.Host = host
-	hostSrv := &http.Server{Handler: host, ReadHeaderTimeout: 10 * time.Second}
+	hostSrv := &http.Server{Handler: host, ReadHeaderTimeout: 10 * time.Second, ConnState: s.conns.track}
 	go func() { _ = hostSrv.Serve(hostLn) }()
 	s.hostSrv = hostSrv
 	// Stop order: the host's listener, the handler (SIGTERM: it finishes
@@ -268,8 +270,40 @@ func (s *Stack) startDatabricks(ctx context.Context, o Options) (int64, error) {
 // what the handler holds at rest can be measured without connection pools.
 func (s *Stack) CloseIdleConnections() {
 	s.Host.CloseIdleConnections()
-	s.hostSrv.SetKeepAlivesEnabled(false) // closes the idle ones
-	s.hostSrv.SetKeepAlivesEnabled(true)
+	s.conns.closeIdle()
+}
+
+// connTracker knows the state of each connection to the host's endpoint,
+// so that those not serving a request can be closed: idle keep-alive
+// ones, and new ones no request came on yet (a client dials for a request
+// that is then cancelled, and pools the connection).
+type connTracker struct {
+	mu    sync.Mutex
+	conns map[net.Conn]http.ConnState
+}
+
+func (c *connTracker) track(conn net.Conn, st http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conns == nil {
+		c.conns = map[net.Conn]http.ConnState{}
+	}
+	switch st {
+	case http.StateClosed, http.StateHijacked:
+		delete(c.conns, conn)
+	default:
+		c.conns[conn] = st
+	}
+}
+
+func (c *connTracker) closeIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for conn, st := range c.conns {
+		if st == http.StateIdle || st == http.StateNew {
+			_ = conn.Close()
+		}
+	}
 }
 
 // Stop shuts everything down in order and removes the temporary folder.
