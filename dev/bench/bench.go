@@ -384,15 +384,9 @@ func (r *runner) stopAll() {
 // invocation to the local OTLP sink, one with telemetry off. Rounds
 // alternate between them; the figures are medians over rounds.
 func (r *runner) throughput(ctx context.Context) error {
-	svc, err := startServices(0)
-	if err != nil {
-		return err
-	}
+	svc := startServices(0)
 	defer svc.Close()
-	sink, err := startSink()
-	if err != nil {
-		return err
-	}
+	sink := startSink()
 	defer sink.Close()
 	on, err := r.startHandler(ctx, r.handlerEnv(svc.URL+"/a", svc.URL+"/b", sink.URL, "OTEL_LOGS_EXPORTER=none", "OTEL_METRICS_EXPORTER=none"))
 	if err != nil {
@@ -482,15 +476,9 @@ func (r *runner) throughput(ctx context.Context) error {
 // calling them one after the other (measured here with the same client)
 // takes 200 ms. Then 200 invocations at once, for the peak RSS.
 func (r *runner) delayed(ctx context.Context) error {
-	svc, err := startServices(serviceDelay)
-	if err != nil {
-		return err
-	}
+	svc := startServices(serviceDelay)
 	defer svc.Close()
-	sink, err := startSink()
-	if err != nil {
-		return err
-	}
+	sink := startSink()
 	defer sink.Close()
 	p, err := r.startHandler(ctx, r.handlerEnv(svc.URL+"/a", svc.URL+"/b", sink.URL))
 	if err != nil {
@@ -537,7 +525,7 @@ func (r *runner) delayed(ctx context.Context) error {
 	if peak.Errors > 0 {
 		return fmt.Errorf("%d concurrent: %v; first: %v", peakConcurrency, peak, peak.FirstErr)
 	}
-	hwm, err := procStatusBytes(p.pid(), "VmHWM")
+	hwm, err := loadgen.ProcStatus(p.pid(), "VmHWM")
 	if err != nil {
 		r.rows = append(r.rows, Row{Measure: fmt.Sprintf("peak RSS, %d concurrent invocations", peakConcurrency), Result: "not measurable here: " + err.Error(),
 			Goal: "≤ " + mb(goalPeakRSS), Met: met(false)})
@@ -545,8 +533,8 @@ func (r *runner) delayed(ctx context.Context) error {
 	}
 	// What the RSS is made of now: the binary's pages read from disk, and
 	// the heap, stacks and buffers.
-	file, _ := procStatusBytes(p.pid(), "RssFile")
-	anon, _ := procStatusBytes(p.pid(), "RssAnon")
+	file, _ := loadgen.ProcStatus(p.pid(), "RssFile")
+	anon, _ := loadgen.ProcStatus(p.pid(), "RssAnon")
 	fmt.Fprintf(&r.raw, "BenchmarkPeakRSS/concurrent=%d 1 %d peak-RSS-bytes %d file-RSS-bytes %d anon-RSS-bytes\n", peakConcurrency, hwm, file, anon)
 	r.rows = append(r.rows, Row{Measure: fmt.Sprintf("peak RSS, %d concurrent invocations (tracing on)", peakConcurrency),
 		Result: mb(float64(hwm)), Baseline: fmt.Sprintf("at the end: binary %s + heap, stacks %s", mb(float64(file)), mb(float64(anon))),
@@ -641,19 +629,4 @@ func freePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// procStatusBytes reads a kB field (VmRSS, VmHWM) of /proc/PID/status.
-func procStatusBytes(pid int, field string) (int64, error) {
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(raw)) {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }

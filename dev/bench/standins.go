@@ -21,11 +21,8 @@ import (
 // startServices starts services A and B (POST /a, POST /b) on loopback:
 // each answers a passing verdict, as the app's simulate function does,
 // after delay.
-func startServices(delay time.Duration) (*httptest.Server, error) {
-	verdict, err := json.Marshal(validate.ServiceVerdict{Passed: true})
-	if err != nil {
-		return nil, err
-	}
+func startServices(delay time.Duration) *httptest.Server {
+	verdict, _ := json.Marshal(validate.ServiceVerdict{Passed: true}) // a bool field: cannot fail
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if delay > 0 {
@@ -37,7 +34,7 @@ func startServices(delay time.Duration) (*httptest.Server, error) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(verdict)
-	})), nil
+	}))
 }
 
 // countingSink is an OTLP/HTTP trace receiver that decodes each export
@@ -54,7 +51,7 @@ type countingSink struct {
 
 const sampleTraces = 100
 
-func startSink() (*countingSink, error) {
+func startSink() *countingSink {
 	s := &countingSink{perTrace: map[string]int{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body io.Reader = r.Body
@@ -95,7 +92,7 @@ func startSink() (*countingSink, error) {
 		}
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	}))
-	return s, nil
+	return s
 }
 
 // spansPerTrace is the most common span count of the sampled traces.

@@ -1,6 +1,7 @@
 // Package loadgen is a closed-loop load generator for loopback tests and
 // benchmarks: a fixed number of workers each send one request at a time,
 // until a request count or a time limit is reached, whichever comes first.
+// ProcStatus reads what a process under load holds in memory.
 package loadgen
 
 import (
@@ -9,7 +10,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,4 +138,21 @@ func Client(n int, timeout time.Duration) *http.Client {
 			IdleConnTimeout:     30 * time.Second,
 		},
 	}
+}
+
+// ProcStatus reads a size field of /proc/PID/status (VmRSS, VmHWM,
+// RssFile, RssAnon: kB there) in bytes. It is Linux's; elsewhere the file
+// does not exist (os.ErrNotExist).
+func ProcStatus(pid int, field string) (int64, error) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(raw)) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,5 +66,18 @@ func TestRunStopsAtTheTimeLimit(t *testing.T) {
 func TestRunRefusesAnUnboundedRun(t *testing.T) {
 	if _, err := Run(context.Background(), Options{Concurrency: 1}, func(context.Context) error { return nil }); err == nil {
 		t.Error("a run with neither a request count nor a time limit was accepted")
+	}
+}
+
+func TestProcStatus(t *testing.T) {
+	rss, err := ProcStatus(os.Getpid(), "VmRSS")
+	if errors.Is(err, os.ErrNotExist) {
+		t.Skip("no /proc: not Linux")
+	}
+	if err != nil || rss < 1<<20 {
+		t.Errorf("VmRSS = %d, %v; want this process's, over 1 MiB", rss, err)
+	}
+	if _, err := ProcStatus(os.Getpid(), "NoSuchField"); err == nil {
+		t.Error("a missing field gave no error")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -88,20 +87,20 @@ func TestLoad(t *testing.T) {
 		t.Errorf("goroutines grew from %.0f to %.0f", before.goroutines, after.goroutines)
 	}
 	if after.gcGoal > before.gcGoal*1.25+2<<20 {
-		t.Errorf("heap goal grew from %.1f MB to %.1f MB", mb(before.gcGoal), mb(after.gcGoal))
+		t.Errorf("heap goal grew from %.1f MiB to %.1f MiB", mib(before.gcGoal), mib(after.gcGoal))
 	}
 	if after.rss > 0 && after.rss > before.rss+16<<20 {
-		t.Errorf("RSS grew from %.1f MB to %.1f MB", mb(before.rss), mb(after.rss))
+		t.Errorf("RSS grew from %.1f MiB to %.1f MiB", mib(before.rss), mib(after.rss))
 	}
 }
 
 type restState struct{ goroutines, gcGoal, rss float64 }
 
 func (r restState) String() string {
-	return fmt.Sprintf("%.0f goroutines, heap goal %.1f MB, RSS %.1f MB", r.goroutines, mb(r.gcGoal), mb(r.rss))
+	return fmt.Sprintf("%.0f goroutines, heap goal %.1f MiB, RSS %.1f MiB", r.goroutines, mib(r.gcGoal), mib(r.rss))
 }
 
-func mb(b float64) float64 { return b / (1 << 20) }
+func mib(b float64) float64 { return b / (1 << 20) }
 
 // settled brings the handler to rest the same way each time: 1,000
 // invocations at concurrency 4 (so that garbage collections run at a low
@@ -141,25 +140,10 @@ func settled(t *testing.T, s *Stack, pid int, do func(context.Context) error) re
 			st.gcGoal = goal
 		}
 	}
-	rss, err := procStatusBytes(pid, "VmRSS")
+	rss, err := loadgen.ProcStatus(pid, "VmRSS")
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
 	}
 	st.rss = float64(rss)
 	return st
-}
-
-// procStatusBytes reads a kB field (VmRSS, VmHWM) of /proc/PID/status.
-func procStatusBytes(pid int, field string) (int64, error) {
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(raw)) {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
