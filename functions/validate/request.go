@@ -3,14 +3,26 @@ package validate
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"time"
 )
 
 // MaxRowCount is the largest rowCount the schema accepts.
 const MaxRowCount = 1_000_000_000
 
-var datasetPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+// validDataset says whether s matches ^[a-z0-9][a-z0-9_-]{0,63}$ (the
+// schema's pattern); checked without a regexp, whose bounded repetition
+// would be compiled at every cold start.
+func validDataset(s string) bool {
+	if len(s) == 0 || len(s) > 64 || s[0] == '_' || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z') && !('0' <= c && c <= '9') && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // Request is the body of POST /api/validate.
 //
@@ -31,7 +43,7 @@ func (r Request) Valid(context.Context) map[string]string {
 	switch {
 	case r.Dataset == "":
 		problems["dataset"] = "is required"
-	case !datasetPattern.MatchString(r.Dataset):
+	case !validDataset(r.Dataset):
 		problems["dataset"] = "must be 1-64 characters of a-z, 0-9, _ and -, starting with a letter or digit"
 	}
 	if r.Date == "" {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -237,5 +238,27 @@ func TestNewRejectsBadSettings(t *testing.T) {
 				t.Errorf("err = %v, want %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestValidDatasetIsTheSchemasPattern: validDataset accepts exactly what
+// the schema's pattern does.
+func TestValidDatasetIsTheSchemasPattern(t *testing.T) {
+	re := regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	alphabet := []string{"a", "Z", "0", "_", "-", ".", " ", "é"}
+	cases := []string{"", strings.Repeat("a", 64), strings.Repeat("a", 65), "a" + strings.Repeat("_", 63)}
+	for _, x := range alphabet {
+		cases = append(cases, x)
+		for _, y := range alphabet {
+			cases = append(cases, x+y)
+			for _, z := range alphabet {
+				cases = append(cases, x+y+z)
+			}
+		}
+	}
+	for _, c := range cases {
+		if got, want := validDataset(c), re.MatchString(c); got != want {
+			t.Errorf("validDataset(%q) = %v, the pattern says %v", c, got, want)
+		}
 	}
 }

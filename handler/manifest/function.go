@@ -82,8 +82,22 @@ type functionJSON struct {
 	Bindings []binding       `json:"bindings"`
 }
 
-// The host's FunctionNameValidationRegex (case-insensitive).
-var validName = regexp.MustCompile(`(?i)^[a-z][a-z0-9_\-]{0,127}$`)
+// validName applies the host's FunctionNameValidationRegex,
+// (?i)^[a-z][a-z0-9_\-]{0,127}$, without a regexp: compiling that bounded
+// repetition took half a millisecond of every cold start.
+func validName(name string) bool {
+	if len(name) == 0 || len(name) > 128 || !isASCIILetter(name[0]) {
+		return false
+	}
+	for i := 1; i < len(name); i++ {
+		if c := name[i]; !isASCIILetter(c) && !('0' <= c && c <= '9') && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCIILetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 
 // Binding names are identifiers in the host's binding metadata validation.
 var validBindingName = regexp.MustCompile(`^([a-zA-Z_][a-zA-Z0-9_]*|\$return)$`)
@@ -107,7 +121,7 @@ var ErrDisabled = errors.New("function is disabled")
 // problem for anything the handler cannot serve: another trigger type, extra
 // bindings, no http output, an unknown method or an unsupported route.
 func ParseFunction(name string, data []byte, forwarding bool) (Function, error) {
-	if !validName.MatchString(name) {
+	if !validName(name) {
 		return Function{}, fmt.Errorf("function name %q is not a valid function name", name)
 	}
 	var fj functionJSON

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -286,4 +287,26 @@ func FuzzRoute(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestValidNameIsTheHostsRegex: validName accepts exactly what the host's
+// FunctionNameValidationRegex does.
+func TestValidNameIsTheHostsRegex(t *testing.T) {
+	re := regexp.MustCompile(`(?i)^[a-z][a-z0-9_\-]{0,127}$`)
+	alphabet := []string{"a", "Z", "0", "_", "-", ".", " ", "é", "$"}
+	cases := []string{"", strings.Repeat("a", 128), strings.Repeat("a", 129), "a" + strings.Repeat("-", 127)}
+	for _, x := range alphabet {
+		cases = append(cases, x)
+		for _, y := range alphabet {
+			cases = append(cases, x+y)
+			for _, z := range alphabet {
+				cases = append(cases, x+y+z)
+			}
+		}
+	}
+	for _, c := range cases {
+		if got, want := validName(c), re.MatchString(c); got != want {
+			t.Errorf("validName(%q) = %v, the host's regex says %v", c, got, want)
+		}
+	}
 }
