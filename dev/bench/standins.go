@@ -1,20 +1,18 @@
 package bench
 
 import (
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/nbtrace/nbtrace/dev/otlpsink"
 	"github.com/nbtrace/nbtrace/functions/validate"
 )
 
@@ -38,8 +36,9 @@ func startServices(delay time.Duration) *httptest.Server {
 }
 
 // countingSink is an OTLP/HTTP trace receiver that decodes each export
-// (protobuf, gzip or not, as a collector does) and counts its spans; it
-// keeps nothing, so that it costs the machine as little as it can.
+// (otlpsink.Decode, as a collector does) and counts its spans; unlike
+// otlpsink.Sink it keeps no spans, so that it costs the machine as little
+// as it can.
 type countingSink struct {
 	*httptest.Server
 	spans atomic.Int64
@@ -54,23 +53,14 @@ const sampleTraces = 100
 func startSink() *countingSink {
 	s := &countingSink{perTrace: map[string]int{}}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body io.Reader = r.Body
-		if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
-			gz, err := gzip.NewReader(r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			body = gz
-		}
-		raw, err := io.ReadAll(body)
+		raw, err := io.ReadAll(r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		if r.URL.Path == "/v1/traces" {
 			var req coltrace.ExportTraceServiceRequest
-			if err := proto.Unmarshal(raw, &req); err != nil {
+			if _, err := otlpsink.Decode(r.Header, raw, &req); err != nil {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}

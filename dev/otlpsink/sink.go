@@ -53,9 +53,6 @@ type Sink struct {
 	printed map[string]int // spans in the trace when it was last printed
 	order   []string
 	changed chan struct{}
-	// received counts every span ever received, by service, beyond
-	// MaxTraces.
-	received map[string]int
 	// metrics holds each metric's latest value, by service and name.
 	metrics map[string]map[string]float64
 	// metricExports counts the metric exports received.
@@ -72,13 +69,12 @@ type Sink struct {
 // New returns an empty sink.
 func New() *Sink {
 	return &Sink{traces: map[string][]Span{}, updated: map[string]time.Time{}, printed: map[string]int{},
-		changed: make(chan struct{}), MaxTraces: 10000,
-		received: map[string]int{}, metrics: map[string]map[string]float64{}}
+		changed: make(chan struct{}), MaxTraces: 10000, metrics: map[string]map[string]float64{}}
 }
 
-// ServeHTTP accepts POST /v1/traces and /v1/metrics (latest values
-// kept; see Metric), accepts and drops /v1/logs, and serves GET /api/traces (ids) and
-// GET /api/traces/{traceId} (spans as JSON).
+// ServeHTTP accepts POST /v1/traces and /v1/metrics (latest values kept;
+// see Metric), accepts and drops /v1/logs, and serves GET /api/traces
+// (ids) and GET /api/traces/{traceId} (spans as JSON).
 func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/traces":
@@ -127,8 +123,8 @@ func (s *Sink) forward(r *http.Request, raw []byte) {
 	}()
 }
 
-// readExport reads an OTLP/HTTP export body (protobuf or JSON, gzip or
-// not) into msg, as a collector's receiver does; on error it has answered.
+// readExport reads an OTLP/HTTP export into msg and forwards it; on error
+// it has answered.
 func (s *Sink) readExport(w http.ResponseWriter, r *http.Request, msg proto.Message) (isJSON, ok bool) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<20))
 	if err != nil {
@@ -136,32 +132,38 @@ func (s *Sink) readExport(w http.ResponseWriter, r *http.Request, msg proto.Mess
 		return false, false
 	}
 	s.forward(r, raw)
-	var body io.Reader = bytes.NewReader(raw)
-	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
-		gz, err := gzip.NewReader(body)
-		if err != nil {
-			http.Error(w, "bad gzip body", http.StatusBadRequest)
-			return false, false
-		}
-		defer gz.Close()
-		body = gz
-	}
-	data, err := io.ReadAll(body)
+	isJSON, err = Decode(r.Header, raw, msg)
 	if err != nil {
-		http.Error(w, "cannot read body", http.StatusBadRequest)
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return false, false
 	}
-	isJSON = strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
+	return isJSON, true
+}
+
+// Decode reads an OTLP/HTTP export body into msg as a collector's receiver
+// does: gzip or not (Content-Encoding), JSON or protobuf (Content-Type).
+func Decode(h http.Header, raw []byte, msg proto.Message) (isJSON bool, err error) {
+	data := raw
+	if strings.EqualFold(h.Get("Content-Encoding"), "gzip") {
+		gz, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return false, fmt.Errorf("bad gzip body: %w", err)
+		}
+		defer gz.Close()
+		if data, err = io.ReadAll(gz); err != nil {
+			return false, fmt.Errorf("bad gzip body: %w", err)
+		}
+	}
+	isJSON = strings.HasPrefix(h.Get("Content-Type"), "application/json")
 	if isJSON {
 		err = protojson.Unmarshal(data, msg)
 	} else {
 		err = proto.Unmarshal(data, msg)
 	}
 	if err != nil {
-		http.Error(w, fmt.Sprintf("not an OTLP %s: %v", msg.ProtoReflect().Descriptor().Name(), err), http.StatusBadRequest)
-		return false, false
+		return false, fmt.Errorf("not an OTLP %s: %w", msg.ProtoReflect().Descriptor().Name(), err)
 	}
-	return isJSON, true
+	return isJSON, nil
 }
 
 // answer writes an export's (empty, full success) response in the
@@ -225,8 +227,6 @@ func (s *Sink) receiveMetrics(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.metricExports++
-	close(s.changed)
-	s.changed = make(chan struct{})
 	s.mu.Unlock()
 	answer(w, isJSON, &colmetrics.ExportMetricsServiceResponse{})
 }
@@ -248,21 +248,6 @@ func (s *Sink) MetricExports() int {
 	return s.metricExports
 }
 
-// Received is how many spans the service sent in all, including those of
-// traces forgotten past MaxTraces.
-func (s *Sink) Received(service string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.received[service]
-}
-
-// Changed returns a channel closed at the next export received.
-func (s *Sink) Changed() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changed
-}
-
 // Add stores spans.
 func (s *Sink) Add(spans ...Span) {
 	if len(spans) == 0 {
@@ -271,7 +256,6 @@ func (s *Sink) Add(spans ...Span) {
 	s.mu.Lock()
 	now := time.Now()
 	for _, sp := range spans {
-		s.received[sp.Service]++
 		if _, ok := s.traces[sp.TraceID]; !ok {
 			s.order = append(s.order, sp.TraceID)
 		}

@@ -171,20 +171,3 @@ func TestMetricsKeepTheLatestValue(t *testing.T) {
 		t.Error("a metric of another service")
 	}
 }
-
-// TestReceivedCountsForgottenTraces: Received counts every span even when
-// MaxTraces forgets old traces.
-func TestReceivedCountsForgottenTraces(t *testing.T) {
-	sink := New()
-	sink.MaxTraces = 2
-	for i := range 5 {
-		sink.Add(Span{TraceID: strings.Repeat(string(rune('a'+i)), 32), SpanID: "1", Service: "svc"},
-			Span{TraceID: strings.Repeat(string(rune('a'+i)), 32), SpanID: "2", Service: "svc"})
-	}
-	if n := sink.Received("svc"); n != 10 {
-		t.Errorf("Received = %d, want 10", n)
-	}
-	if n := sink.SpanCount(); n != 4 {
-		t.Errorf("SpanCount = %d, want the 4 of the 2 traces kept", n)
-	}
-}
