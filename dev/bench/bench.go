@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/perf/benchfmt"
 	"golang.org/x/perf/benchmath"
 
 	"github.com/nbtrace/nbtrace/dev/funchost"
@@ -227,34 +227,40 @@ func (r *runner) coldStarts(ctx context.Context) error {
 }
 
 func coldStart(ctx context.Context, exe, dir string, env []string) (time.Duration, error) {
-	port, err := freePort()
+	port, err := funchost.FreePort()
 	if err != nil {
 		return 0, err
 	}
 	cmd := exec.Command(exe)
 	cmd.Dir = dir
 	cmd.Env = append(env, "FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port))
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	u := "http://127.0.0.1:" + strconv.Itoa(port) + "/"
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return 0, err
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	for deadline := start.Add(10 * time.Second); time.Now().Before(deadline); {
+	if err := waitReady(ctx, "http://127.0.0.1:"+strconv.Itoa(port), 200*time.Microsecond); err != nil {
+		return 0, fmt.Errorf("%s: %w", exe, err)
+	}
+	return time.Since(start), nil
+}
+
+// waitReady polls GET base/ every poll until it answers 200, for at most
+// 10 s. Each poll is a new connection, as each of the host's is.
+func waitReady(ctx context.Context, base string, poll time.Duration) error {
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(poll) {
 		if ctx.Err() != nil {
-			return 0, ctx.Err()
+			return ctx.Err()
 		}
-		res, err := client.Get(u)
-		if err == nil {
+		if res, err := client.Get(base + "/"); err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return time.Since(start), nil
+				return nil
 			}
 		}
-		time.Sleep(200 * time.Microsecond)
 	}
-	return 0, fmt.Errorf("%s did not answer GET / within 10s", exe)
+	return fmt.Errorf("no answer 200 to GET %s/ within 10s", base)
 }
 
 // handlerEnv is the environment the handler gets in these measurements:
@@ -285,7 +291,7 @@ type handlerProc struct {
 }
 
 func (r *runner) startHandler(ctx context.Context, env []string) (*handlerProc, error) {
-	port, err := freePort()
+	port, err := funchost.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -299,23 +305,11 @@ func (r *runner) startHandler(ctx context.Context, env []string) (*handlerProc, 
 	p := &handlerProc{cmd: cmd, url: "http://127.0.0.1:" + strconv.Itoa(port),
 		client: loadgen.Client(peakConcurrency, 30*time.Second)}
 	r.procs = append(r.procs, p)
-	if _, err := coldStartWait(ctx, p.url); err != nil {
+	if err := waitReady(ctx, p.url, 5*time.Millisecond); err != nil {
 		return nil, err
 	}
 	p.payload, err = validatePayload()
 	return p, err
-}
-
-func coldStartWait(ctx context.Context, base string) (time.Duration, error) {
-	start := time.Now()
-	for time.Since(start) < 10*time.Second && ctx.Err() == nil {
-		if res, err := http.Get(base + "/"); err == nil {
-			res.Body.Close()
-			return time.Since(start), nil
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return 0, fmt.Errorf("the handler at %s did not get ready", base)
 }
 
 // validatePayload is the host's payload for POST /api/validate, built by
@@ -553,22 +547,9 @@ func (r *runner) flushPolicies(ctx context.Context) error {
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("flush benchmark: %w\n%s", err, out.Bytes())
 	}
-	times := map[string][]float64{}
-	for line := range strings.Lines(out.String()) {
-		f := strings.Fields(line)
-		if len(f) < 4 || !strings.HasPrefix(f[0], "BenchmarkFlushPolicy/") || f[3] != "ns/op" {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[2], 64)
-		if err != nil {
-			continue
-		}
-		name := strings.TrimPrefix(f[0], "BenchmarkFlushPolicy/")
-		if i := strings.LastIndexByte(name, '-'); i > 0 {
-			name = name[:i] // the -GOMAXPROCS suffix
-		}
-		times[name] = append(times[name], v)
-		r.raw.WriteString(line)
+	times, err := flushTimes(out.Bytes(), &r.raw)
+	if err != nil {
+		return fmt.Errorf("flush benchmark: %w", err)
 	}
 	if len(times["batch"]) == 0 || len(times["async"]) == 0 || len(times["sync"]) == 0 {
 		return fmt.Errorf("flush benchmark printed no results:\n%s", out.Bytes())
@@ -581,6 +562,32 @@ func (r *runner) flushPolicies(ctx context.Context) error {
 			Goal: "— (waits for the export by design)"},
 	)
 	return nil
+}
+
+// flushTimes reads BenchmarkFlushPolicy's output with benchstat's reader:
+// nanoseconds per invocation by policy (the sub-benchmark's name, its
+// -GOMAXPROCS suffix apart). The records are copied to raw as they are,
+// with their configuration (pkg, cpu).
+func flushTimes(out []byte, raw io.Writer) (map[string][]float64, error) {
+	times := map[string][]float64{}
+	rd, wr := benchfmt.NewReader(bytes.NewReader(out), "BenchmarkFlushPolicy"), benchfmt.NewWriter(raw)
+	for rd.Scan() {
+		res, ok := rd.Result().(*benchfmt.Result)
+		if !ok {
+			continue // a syntax error or unit metadata: not a result
+		}
+		_, parts := res.Name.Parts()
+		sec, ok := res.Value("sec/op") // ns/op, as the reader tidies it
+		if len(parts) == 0 || !ok {
+			continue
+		}
+		policy := strings.TrimPrefix(string(parts[0]), "/")
+		times[policy] = append(times[policy], math.Round(sec*1e12)/1e3) // ns, to a thousandth
+		if err := wr.Write(res); err != nil {
+			return nil, err
+		}
+	}
+	return times, rd.Err()
 }
 
 func summary(v []float64) benchmath.Summary {
@@ -620,13 +627,4 @@ func printTable(w io.Writer, rows []Row) {
 			fmt.Fprintf(w, "|%s|%s|%s|%s|---|\n", strings.Repeat("-", width[0]+2), strings.Repeat("-", width[1]+2), strings.Repeat("-", width[2]+2), strings.Repeat("-", width[3]+2))
 		}
 	}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +78,37 @@ func TestTableMarksEveryGoal(t *testing.T) {
 		if !strings.HasSuffix(lines[i], want) {
 			t.Errorf("line %d = %q, want it to end with %q", i, lines[i], want)
 		}
+	}
+}
+
+// TestFlushTimes reads go test -bench output as benchstat does: by policy,
+// the GOMAXPROCS suffix apart, in nanoseconds, copied to the raw results.
+func TestFlushTimes(t *testing.T) {
+	out := []byte(`goos: linux
+goarch: amd64
+pkg: github.com/nbtrace/nbtrace/handler/internal/telemetry
+BenchmarkFlushPolicy/batch-2         	  113118	     10176 ns/op	    5267 B/op	      31 allocs/op
+BenchmarkFlushPolicy/async-2         	  100965	     12159 ns/op	    5559 B/op	      34 allocs/op
+BenchmarkFlushPolicy/sync-2          	    4602	    293020 ns/op	   26099 B/op	     272 allocs/op
+BenchmarkFlushPolicy/async-2         	  100965	     11000 ns/op	    5559 B/op	      34 allocs/op
+PASS
+ok  	github.com/nbtrace/nbtrace/handler/internal/telemetry	3.844s
+`)
+	var raw bytes.Buffer
+	times, err := flushTimes(out, &raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]float64{"batch": {10176}, "async": {12159, 11000}, "sync": {293020}}
+	if len(times) != len(want) {
+		t.Fatalf("times = %v, want %v", times, want)
+	}
+	for k, w := range want {
+		if !slices.Equal(times[k], w) {
+			t.Errorf("%s = %v, want %v", k, times[k], w)
+		}
+	}
+	if n := strings.Count(raw.String(), "BenchmarkFlushPolicy/"); n != 4 || !strings.Contains(raw.String(), "pkg: github.com/nbtrace/nbtrace/handler/internal/telemetry") {
+		t.Errorf("raw results (%d records):\n%s", n, raw.String())
 	}
 }

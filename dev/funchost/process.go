@@ -31,7 +31,7 @@ type worker struct {
 
 // startWorker starts the handler and waits until it answers GET /.
 func (h *Host) startWorker(ctx context.Context) (*worker, error) {
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +217,9 @@ func expandPercent(s string) string {
 	})
 }
 
-func freePort() (int, error) {
+// FreePort picks a free loopback port for a handler, as the host does
+// before it starts one.
+func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"strings"
@@ -115,30 +116,26 @@ func settled(t *testing.T, s *Stack, pid int, do func(context.Context) error) re
 	time.Sleep(300 * time.Millisecond) // the async flushes end
 	s.CloseIdleConnections()
 	time.Sleep(300 * time.Millisecond)
-	st := restState{goroutines: -1, gcGoal: -1}
+	st := restState{goroutines: math.Inf(1), gcGoal: math.Inf(1)}
 	deadline := time.Now().Add(30 * time.Second)
-	for seen, n := 0, s.Sink.MetricExports(); seen < 4; {
+	last := s.Sink.MetricExports()
+	for seen := 0; seen < 4; {
 		if time.Now().After(deadline) {
 			t.Fatalf("the handler's runtime metrics did not arrive (%d exports seen)", seen)
 		}
 		time.Sleep(50 * time.Millisecond)
-		if m := s.Sink.MetricExports(); m == n {
+		n := s.Sink.MetricExports()
+		if n == last {
 			continue
-		} else {
-			n = m
 		}
+		last = n
 		g, ok1 := s.Sink.Metric("nbtrace", "go.goroutine.count")
 		goal, ok2 := s.Sink.Metric("nbtrace", "go.memory.gc.goal")
 		if !ok1 || !ok2 {
 			continue
 		}
 		seen++
-		if st.goroutines < 0 || g < st.goroutines {
-			st.goroutines = g
-		}
-		if st.gcGoal < 0 || goal < st.gcGoal {
-			st.gcGoal = goal
-		}
+		st.goroutines, st.gcGoal = min(st.goroutines, g), min(st.gcGoal, goal)
 	}
 	rss, err := loadgen.ProcStatus(pid, "VmRSS")
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
