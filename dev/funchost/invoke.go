@@ -125,9 +125,7 @@ func Payload(r *http.Request, body []byte, fn manifest.Function, values map[stri
 // in payload mode: Content-Type, host version, invocation id, user agent.
 func SetInvocationHeaders(hd http.Header, invocationID string) {
 	hd.Set("Content-Type", "application/json; charset=utf-8")
-	hd.Set("X-Azure-Functions-HostVersion", Version)
-	hd.Set("X-Azure-Functions-InvocationId", invocationID)
-	hd.Set("User-Agent", "Azure-Functions-Host/"+Version)
+	hostHeaders(hd, invocationID, "Azure-Functions-Host/"+Version)
 }
 
 // httpData is the trigger's value in Data (HttpRequestExtensions).
@@ -270,7 +268,7 @@ func (h *Host) forward(w http.ResponseWriter, r *http.Request, fn manifest.Funct
 		req.Header.Del("Content-Length")
 	}
 	ua := strings.TrimSpace(r.Header.Get("User-Agent") + " Azure-Functions-Host/" + Version)
-	h.hostHeaders(req.Header, id, ua)
+	hostHeaders(req.Header, id, ua)
 	res, err := h.client.Do(req)
 	if err != nil {
 		h.fail(w, fn, id, fmt.Errorf("forward to the handler: %w", err))
@@ -289,7 +287,9 @@ func (h *Host) forward(w http.ResponseWriter, r *http.Request, fn manifest.Funct
 	_, _ = w.Write(answer)
 }
 
-func (h *Host) hostHeaders(hd http.Header, invocationID, userAgent string) {
+// hostHeaders sets what the host adds to every request to the handler:
+// its version, the invocation id and the user agent.
+func hostHeaders(hd http.Header, invocationID, userAgent string) {
 	hd.Set("X-Azure-Functions-HostVersion", Version)
 	hd.Set("X-Azure-Functions-InvocationId", invocationID)
 	hd.Set("User-Agent", userAgent)
