@@ -389,7 +389,7 @@ func TestKilledMidRunStartsNoDuplicateRun(t *testing.T) {
 		}
 		byRun[a.runID], tokens[a.token] = key, key
 		// The same key again, now undisturbed: the same run.
-		res, m := postJSON(t, client, s.URL+"/api/notebook", notebookBody, map[string]string{"Idempotency-Key": key})
+		res, m := post(t, s.URL+"/api/notebook", notebookBody, map[string]string{"Idempotency-Key": key})
 		if id, _ := m["runId"].(float64); res.StatusCode != http.StatusAccepted || int64(id) != a.runID || m["idempotencyToken"] != a.token {
 			t.Errorf("%s again: %d, run %v with token %v; want run %d with token %s", key, res.StatusCode, m["runId"], m["idempotencyToken"], a.runID, a.token)
 		}
@@ -455,27 +455,4 @@ func standinRunStart(t *testing.T, s *Stack, runID int64) time.Time {
 		t.Fatalf("runs/get %d = %d %s", runID, res.StatusCode, raw)
 	}
 	return time.UnixMilli(run.StartTime)
-}
-
-// postJSON posts body with client and decodes the JSON answer.
-func postJSON(t *testing.T, client *http.Client, url, body string, header map[string]string) (*http.Response, map[string]any) {
-	t.Helper()
-	header["Content-Type"] = "application/json"
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	res, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(res.Body).Decode(&m); err != nil {
-		t.Fatalf("answer %d is not JSON: %v", res.StatusCode, err)
-	}
-	return res, m
 }
