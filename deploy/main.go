@@ -1,13 +1,16 @@
 // Command deploy puts the notebook job into a Databricks workspace: it
-// uploads notebooks/, stores telemetry secrets in a secret scope, and
-// creates the job or updates the one of the same name. It prints the job
-// id, and can write it where the app reads it.
+// uploads notebooks/, stores telemetry secrets in a secret scope, creates
+// the job or updates the one of the same name, and lets the app's managed
+// identity run it (-app-client-id). It prints the job id, and can write it
+// where the app reads it.
 //
 //	DATABRICKS_HOST=https://adb-….azuredatabricks.net go run ./deploy -settings local.settings.json
 //
 // It signs in as the handler does: DATABRICKS_TOKEN locally, else a
 // managed identity (AZURE_CLIENT_ID) or the default Azure credential chain
-// (az login). Run by azd after provisioning, or by hand.
+// (az login), sending DATABRICKS_AZURE_RESOURCE_ID with a management token
+// so that a Contributor of the workspace is let in. Run by azd after
+// provisioning, or by hand.
 package main
 
 import (
@@ -17,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -29,6 +33,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/nbtrace/nbtrace/handler/databricks"
+	"github.com/nbtrace/nbtrace/handler/databricks/deploy"
 )
 
 func main() {
@@ -41,7 +46,7 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("deploy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	o := databricks.DefaultDeployOptions(".")
+	o := deploy.DefaultOptions(".")
 	fs.StringVar(&o.NotebookDir, "notebooks", o.NotebookDir, "the notebook folder to upload")
 	fs.StringVar(&o.Entry, "entry", o.Entry, "the notebook the job runs")
 	fs.StringVar(&o.Requirements, "requirements", o.Requirements, "pinned PyPI packages installed on the job cluster")
@@ -49,6 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.WorkspaceDir, "workspace-dir", o.WorkspaceDir, "where the notebooks go in the workspace")
 	fs.StringVar(&o.SparkVersion, "spark-version", o.SparkVersion, "Databricks Runtime of the job cluster")
 	fs.StringVar(&o.NodeType, "node-type", o.NodeType, "VM size of the single-node job cluster")
+	fs.StringVar(&o.AppClientID, "app-client-id", "", "client id of the app's managed identity: added to the workspace and granted CAN_MANAGE_RUN on the job")
 	settings := fs.String("settings", "", "a local.settings.json to write DATABRICKS_JOB_ID into")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -61,11 +67,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	spec, err := databricks.NewJobSpec(getenv, o)
+	spec, err := deploy.NewJobSpec(getenv, o)
 	if err != nil {
 		return err
 	}
-	id, err := databricks.New(cfg, noop.NewTracerProvider(), propagation.TraceContext{}).Deploy(ctx, spec)
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	id, err := deploy.Deploy(ctx, databricks.New(cfg, noop.NewTracerProvider(), propagation.TraceContext{}, databricks.WithLogger(log)), spec)
 	if err != nil {
 		return err
 	}

@@ -114,6 +114,7 @@ func up(ctx context.Context, root string, args []string, stdout, stderr io.Write
 	forward := fs.String("forward", "", "also send every trace, log and metric to this OTLP/HTTP base URL (such as a local Jaeger)")
 	key := fs.String("function-key", "", "check function keys as Azure does, accepting this one (?code= or x-functions-key); func start checks none")
 	runner := fs.String("runner", "python", "how Databricks runs execute the notebook: python (papermill) or none (a run succeeds at once; for contract tests)")
+	auth := fs.String("auth", string(stack.AuthIdentity), "how the handler signs in to Databricks: identity (a managed identity through a local identity endpoint, as in Azure) or token (a personal access token)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -144,7 +145,7 @@ func up(ctx context.Context, root string, args []string, stdout, stderr io.Write
 	s, err := stack.Start(ctx, stack.Options{
 		RepoRoot: root, Addr: *addr, OTLPAddr: *otlp, Forwarding: forwarding,
 		SettingsFile: *settings, Traces: stdout, Log: stderr, Settle: 750 * time.Millisecond, Forward: *forward,
-		FunctionKeys: keys, Runner: runs,
+		FunctionKeys: keys, Runner: runs, Auth: stack.Auth(*auth),
 	})
 	if err != nil {
 		return err
@@ -157,6 +158,11 @@ func up(ctx context.Context, root string, args []string, stdout, stderr io.Write
 	}
 	fmt.Fprintf(stdout, "  Trace sink (OTLP/HTTP)   %s/v1/traces   spans as JSON: %s/api/traces/{traceId}\n", s.OTLPURL, s.OTLPURL)
 	fmt.Fprintf(stdout, "  Databricks stand-in      %s   job %d (deployed from notebooks/)\n", s.DatabricksURL, s.JobID)
+	if s.Identity != nil {
+		fmt.Fprintf(stdout, "    signed in as           managed identity %s (a local App Service identity endpoint), admitted with the workspace's ARM id\n", s.Identity.ClientID)
+	} else {
+		fmt.Fprintln(stdout, "    signed in as           a personal access token (DATABRICKS_TOKEN)")
+	}
 	if python, ok, reason := stack.Python(root); ok {
 		fmt.Fprintf(stdout, "  Notebook runs            papermill with %s; executed notebooks in .nbtrace/runs/\n", python)
 	} else {

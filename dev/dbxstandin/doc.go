@@ -1,24 +1,40 @@
-// Package dbxstandin is a stand-in for the Databricks REST API, for local
-// development and tests: a real HTTP server that the unchanged
+// Package dbxstandin is a stand-in for the Azure Databricks REST API, for
+// local development and tests: a real HTTP server that the unchanged
 // databricks-sdk-go talks to. It serves the subset nbtrace uses, with the
-// wire shapes of the Jobs API 2.2 and Workspace API 2.0 (the SDK's own
-// request and response types):
+// wire shapes of the Jobs API 2.2, Workspace API 2.0, Permissions API and
+// SCIM (the SDK's own request and response types), and refuses what Azure
+// Databricks refuses; each rule cites, beside it, the documentation or
+// source it follows:
 //
-//   - jobs/create, jobs/reset, jobs/get, jobs/list (by name);
-//   - jobs/run-now, honouring idempotency_token (at most one run per token,
-//     at most 64 characters), rejecting job parameters the job does not
-//     define and job_parameters over 10,000 bytes of JSON, as Databricks
-//     does; jobs/runs/get with the run's life cycle (QUEUED, PENDING,
-//     RUNNING, TERMINATING, TERMINATED), result, real start/end times and
-//     queue/setup/execution/cleanup durations, its tasks, its run page URL
-//     and its job_parameters (default and value, with {{job.id}} and
-//     {{job.run_id}} resolved);
-//   - workspace/mkdirs, workspace/import, workspace/get-status, and secret
-//     scopes and secrets;
+//   - sign-in (auth.go): its personal access token, and with Options.Azure
+//     Microsoft Entra ID tokens (package entra): the AzureDatabricks
+//     audience, at least 30 s left, and an identity that is a workspace
+//     user or a Contributor of the workspace resource proving it with a
+//     management token and the workspace's ARM id (then it becomes an
+//     admin), else Azure's 403 or 400;
+//   - permissions (permissions.go): job ACLs (CAN_VIEW, CAN_MANAGE_RUN,
+//     CAN_MANAGE, IS_OWNER; admins hold all), granted through
+//     permissions/jobs, with Databricks' PERMISSION_DENIED messages; SCIM
+//     service principals, for admins only;
+//   - jobs (jobs.go): create, reset, get, list (by name, what the caller
+//     may view); clusters that name an access mode, as a workspace with
+//     legacy access modes disabled requires (clusters.go); run-now with
+//     idempotency tokens (at most one run per token in the workspace, at
+//     most 64 characters), job parameters the job defines, at most 10,000
+//     bytes of JSON; runs/get in the multi-task format (run-level setup,
+//     execution and cleanup 0, the figures on the tasks, run_duration),
+//     its life cycle (QUEUED, PENDING, RUNNING, TERMINATING, TERMINATED, or
+//     INTERNAL_ERROR when the cluster cannot launch, as a missing secret
+//     makes it), its run page URL with the workspace id, its
+//     job_parameters with {{job.id}} and {{job.run_id}} resolved;
+//   - workspace (workspace.go): mkdirs, import (JUPYTER and SOURCE make
+//     notebooks, RAW files, AUTO by extension and header and never over a
+//     file), get-status telling notebooks from files; secret scopes and
+//     secrets, resolved into a job cluster's environment;
 //   - the unauthenticated discovery document /.well-known/databricks-config
 //     that the SDK reads while it resolves its configuration;
-//   - bearer-token authentication (401 without the token), and Databricks'
-//     error body {"error_code", "message"} with its status codes.
+//   - Databricks' error body {"error_code", "message"} with its status
+//     codes.
 //
 // A run executes its notebook through a Runner (the local stack's runs the
 // notebook with Python). Faults can be injected: 429 with Retry-After, 500,

@@ -59,6 +59,9 @@ type Options struct {
 	QueueDelay, SetupDelay, CleanupDelay time.Duration
 	// RunTimeout bounds a run; 10 minutes by default.
 	RunTimeout time.Duration
+	// Azure, when set, admits Microsoft Entra ID tokens as Azure
+	// Databricks does; without it only Token signs in.
+	Azure *Azure
 }
 
 // Server is the stand-in. Its zero value is not usable; call New.
@@ -69,10 +72,12 @@ type Server struct {
 	jobs     map[int64]*jobs.Job
 	runs     map[int64]*jobs.Run
 	tokens   map[string]int64
-	files    map[string][]byte
+	objects  map[string]*object
 	dirs     map[string]bool
 	secrets  map[string]map[string]string
 	denied   map[int64]bool
+	members  []*member
+	acl      map[int64]map[string]level
 	nextID   int64
 	faults   []*Fault
 	requests []Request
@@ -98,8 +103,9 @@ func New(o Options) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{opts: o, jobs: map[int64]*jobs.Job{}, runs: map[int64]*jobs.Run{}, tokens: map[string]int64{},
-		files: map[string][]byte{}, dirs: map[string]bool{"/": true}, secrets: map[string]map[string]string{},
-		denied: map[int64]bool{}, nextID: 1000, ctx: ctx, cancel: cancel, mux: http.NewServeMux()}
+		objects: map[string]*object{}, dirs: map[string]bool{"/": true}, secrets: map[string]map[string]string{},
+		denied: map[int64]bool{}, members: []*member{localDeveloper}, acl: map[int64]map[string]level{},
+		nextID: 1000, ctx: ctx, cancel: cancel, mux: http.NewServeMux()}
 	s.routes()
 	return s
 }
@@ -151,9 +157,13 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /api/2.0/secrets/scopes/create", s.createScope)
 	s.mux.HandleFunc("GET /api/2.0/secrets/scopes/list", s.listScopes)
 	s.mux.HandleFunc("POST /api/2.0/secrets/put", s.putSecret)
+	s.mux.HandleFunc("GET /api/2.0/permissions/jobs/{job_id}", s.permissions)
+	s.mux.HandleFunc("PATCH /api/2.0/permissions/jobs/{job_id}", s.permissions)
+	s.mux.HandleFunc("GET /api/2.0/preview/scim/v2/ServicePrincipals", s.servicePrincipals)
+	s.mux.HandleFunc("POST /api/2.0/preview/scim/v2/ServicePrincipals", s.servicePrincipals)
 }
 
-// ServeHTTP checks the token, applies injected faults, records the
+// ServeHTTP signs the caller in (see authenticate), applies injected faults, records the
 // request and serves it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 10<<20))
@@ -176,11 +186,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"cloud": "Azure", "host_type": "WORKSPACE_HOST"})
 		return
 	}
-	if s.opts.Token != "" && r.Header.Get("Authorization") != "Bearer "+s.opts.Token {
-		writeError(w, http.StatusUnauthorized, "UNAUTHENTICATED", "Invalid access token.")
+	m, fail := s.authenticate(r)
+	if fail != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(fail.status)
+		_ = json.NewEncoder(w).Encode(map[string]any{"error_code": fail.code, "message": fail.message})
 		return
 	}
-	s.mux.ServeHTTP(w, r)
+	s.mux.ServeHTTP(w, withCaller(r, m))
 }
 
 // apiError is Databricks' error body.

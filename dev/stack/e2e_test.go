@@ -41,6 +41,13 @@ func start(t *testing.T, protocol string) *Stack {
 
 func startWith(t *testing.T, protocol string, runner dbxstandin.Runner, env []string) *Stack {
 	t.Helper()
+	return startOpts(t, protocol, runner, env, AuthIdentity)
+}
+
+// startOpts starts the stack with the handler signing in to Databricks by
+// auth.
+func startOpts(t *testing.T, protocol string, runner dbxstandin.Runner, env []string, auth Auth) *Stack {
+	t.Helper()
 	root, err := RepoRoot(".")
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +62,7 @@ func startWith(t *testing.T, protocol string, runner dbxstandin.Runner, env []st
 	s, err := Start(ctx, Options{
 		RepoRoot: root, Addr: "127.0.0.1:0", OTLPAddr: "127.0.0.1:0", Forwarding: &fwd,
 		Log: logFile, Env: append([]string{"SIMULATE_LATENCY=20ms", "OTEL_BSP_SCHEDULE_DELAY=50"}, env...),
-		Runner: runner,
+		Runner: runner, Auth: auth,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -75,6 +75,12 @@ func TestNotebookEndToEnd(t *testing.T) {
 	if res3.StatusCode != 200 || status["lifeCycleState"] != "TERMINATED" || status["traceId"] != callerTrace {
 		t.Fatalf("runs/%d = %d %v", runID, res3.StatusCode, status)
 	}
+	// Its times come from its task (the run-level figures are 0 in Jobs API
+	// 2.2), and its page names the workspace.
+	if setup, _ := status["setupDurationMs"].(float64); setup < 100 || status["runDurationMs"].(float64) < setup ||
+		!strings.Contains(status["runPageUrl"].(string), "/?o="+dbxstandin.WorkspaceID+"#job/") {
+		t.Errorf("runs/%d: setup %v ms, run %v ms, page %v", runID, status["setupDurationMs"], status["runDurationMs"], status["runPageUrl"])
+	}
 
 	spans := waitTrace(t, s, callerTrace, 22) // 22 and the SDK waiter's polls of runs/get
 	inv := find(t, spans, "nbtrace", "POST /api/notebook")[0]
@@ -104,6 +110,9 @@ func TestNotebookEndToEnd(t *testing.T) {
 	for _, phase := range []string{"queued", "setup", "execution", "cleanup"} {
 		childOf(t, one(t, spans, "INTERNAL", "nbtrace", phase), runSpan)
 	}
+	// The handler signed in as its managed identity, with the management
+	// token and the workspace's ARM id, on every call it made.
+	assertSignIn(t, s, AuthIdentity)
 	// The run page URL and the ids are on the spans; no token anywhere.
 	for _, sp := range spans {
 		for k, v := range sp.Attributes {
@@ -112,6 +121,43 @@ func TestNotebookEndToEnd(t *testing.T) {
 			}
 		}
 	}
+}
+
+// assertSignIn checks how the handler's calls to Databricks were signed in.
+func assertSignIn(t *testing.T, s *Stack, auth Auth) {
+	t.Helper()
+	calls := 0
+	for _, r := range s.Databricks.Requests() {
+		if !strings.HasPrefix(r.Path, "/api/2.2/jobs/run") { // the handler's calls; the deploy step's are others
+			continue
+		}
+		calls++
+		authz, mgmt, rid := r.Header.Get("Authorization"), r.Header.Get(dbxstandin.ManagementTokenHeader), r.Header.Get(dbxstandin.ResourceIDHeader)
+		switch auth {
+		case AuthIdentity:
+			if authz == "Bearer "+standinToken || !strings.HasPrefix(authz, "Bearer ey") || !strings.HasPrefix(mgmt, "ey") || rid != WorkspaceResourceID {
+				t.Errorf("%s %s: Authorization %.20q, management token %.10q, resource id %q", r.Method, r.Path, authz, mgmt, rid)
+			}
+		case AuthToken:
+			if authz != "Bearer "+standinToken || mgmt != "" || rid != "" {
+				t.Errorf("%s %s: Authorization %.20q, management token %.10q, resource id %q", r.Method, r.Path, authz, mgmt, rid)
+			}
+		}
+	}
+	if calls == 0 {
+		t.Error("the handler made no Databricks call")
+	}
+}
+
+// TestTokenSignIn: with -auth token the handler signs in with the personal
+// access token alone.
+func TestTokenSignIn(t *testing.T) {
+	s := startOpts(t, "payload", dbxstandin.RunnerFunc(func(context.Context, dbxstandin.RunContext) error { return nil }), nil, AuthToken)
+	res, body := post(t, s.URL+"/api/notebook?wait=30s", notebookBody, nil)
+	if res.StatusCode != http.StatusOK || body["run"].(map[string]any)["resultState"] != "SUCCESS" {
+		t.Fatalf("notebook = %d %v", res.StatusCode, body)
+	}
+	assertSignIn(t, s, AuthToken)
 }
 
 // TestNotebookFaults injects Databricks faults into run-now: each gives its

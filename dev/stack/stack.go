@@ -7,6 +7,8 @@ package stack
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,10 +32,12 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/nbtrace/nbtrace/dev/dbxstandin"
+	"github.com/nbtrace/nbtrace/dev/entra"
 	"github.com/nbtrace/nbtrace/dev/funchost"
 	"github.com/nbtrace/nbtrace/dev/otlpsink"
 	"github.com/nbtrace/nbtrace/dev/stage"
 	"github.com/nbtrace/nbtrace/handler/databricks"
+	"github.com/nbtrace/nbtrace/handler/databricks/deploy"
 )
 
 // Options configures Start.
@@ -73,7 +77,25 @@ type Options struct {
 	// DatabricksTiming sets the stand-in's queue, setup and cleanup
 	// phases; zero values keep the defaults (short, but visible).
 	DatabricksTiming *dbxstandin.Options
+	// Auth is how the handler signs in to Databricks: AuthIdentity (the
+	// default, as in Azure) or AuthToken.
+	Auth Auth
 }
+
+// Auth is a way of signing in to Databricks.
+type Auth string
+
+const (
+	// AuthIdentity: the handler signs in as a user-assigned managed
+	// identity through a local identity endpoint of the App Service kind
+	// (IDENTITY_ENDPOINT, IDENTITY_HEADER, AZURE_CLIENT_ID) with the
+	// workspace's ARM id, as in Azure; the deploy step as a developer with
+	// Owner on the workspace, as azd runs it. The Databricks stand-in is an
+	// Azure workspace that admits Entra ID tokens as Azure Databricks does.
+	AuthIdentity Auth = "identity"
+	// AuthToken: a personal access token (DATABRICKS_TOKEN).
+	AuthToken Auth = "token"
+)
 
 // Stack is a running local stack.
 type Stack struct {
@@ -88,10 +110,12 @@ type Stack struct {
 	Host          *funchost.Host
 	StageDir      string
 	// JobID is the notebook job the deploy step created in the stand-in.
-	JobID   int64
-	hostSrv *http.Server
-	conns   connTracker
-	stop    []func() error
+	JobID int64
+	// Identity is the app's managed identity under AuthIdentity.
+	Identity *entra.Principal
+	hostSrv  *http.Server
+	conns    connTracker
+	stop     []func() error
 }
 
 // Start stages the app, starts the sink and the host (which starts the
@@ -169,11 +193,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return hostTP.Shutdown(sctx)
 	})
 
-	jobID, err := s.startDatabricks(ctx, o)
+	dbxEnv, err := s.startDatabricks(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	s.JobID = jobID
 
 	hostLn, err := net.Listen("tcp", o.Addr)
 	if err != nil {
@@ -186,10 +209,8 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		"FUNCTIONS_WORKER_RUNTIME=custom",
 		"OTEL_EXPORTER_OTLP_ENDPOINT=" + s.OTLPURL,
 		"OTEL_BSP_SCHEDULE_DELAY=100",
-		"DATABRICKS_HOST=" + s.DatabricksURL,
-		"DATABRICKS_TOKEN=" + standinToken,
-		"DATABRICKS_JOB_ID=" + strconv.FormatInt(jobID, 10),
-	}, values...)
+	}, dbxEnv...)
+	env = append(env, values...)
 	env = append(env, o.Env...)
 	host, err := funchost.Start(ctx, funchost.Config{
 		AppRoot: o.StageDir, Env: env, TracerProvider: hostTP,
@@ -217,14 +238,19 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	return s, nil
 }
 
-// standinToken is the local stand-in's only accepted token; it guards
-// nothing but loopback.
+// standinToken is the local stand-in's personal access token, its
+// developer's; it guards nothing but loopback.
 const standinToken = "dapi-local-stand-in"
+
+// WorkspaceResourceID is the ARM id of the stand-in workspace.
+const WorkspaceResourceID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-nbtrace-local/providers/Microsoft.Databricks/workspaces/dbw-nbtrace-local"
 
 // startDatabricks starts the Databricks stand-in on a free loopback port
 // and runs the deploy step against it, as azd runs it against a real
-// workspace: the notebook is uploaded and the job created, no manual step.
-func (s *Stack) startDatabricks(ctx context.Context, o Options) (int64, error) {
+// workspace: the notebook is uploaded, the job created and the app's
+// identity allowed to run it, no manual step. It returns the handler's
+// Databricks settings.
+func (s *Stack) startDatabricks(ctx context.Context, o Options) ([]string, error) {
 	opts := dbxstandin.Options{Token: standinToken, Runner: o.Runner,
 		QueueDelay: 50 * time.Millisecond, SetupDelay: 200 * time.Millisecond, CleanupDelay: 50 * time.Millisecond}
 	if t := o.DatabricksTiming; t != nil {
@@ -233,35 +259,78 @@ func (s *Stack) startDatabricks(ctx context.Context, o Options) (int64, error) {
 	if opts.Runner == nil {
 		opts.Runner = NotebookRunner(o.RepoRoot, o.Log)
 	}
-	s.Databricks = dbxstandin.New(opts)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("databricks stand-in: %w", err)
-	}
-	srv := &http.Server{Handler: s.Databricks, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	s.DatabricksURL = "http://" + ln.Addr().String()
-	s.Databricks.SetBaseURL(s.DatabricksURL)
-	s.stop = append(s.stop, func() error { s.Databricks.Close(); return srv.Close() })
-
 	env := map[string]string{
-		"DATABRICKS_HOST": s.DatabricksURL, "DATABRICKS_TOKEN": standinToken,
 		// The notebook exports to the same sink as everything else.
 		"OTEL_EXPORTER_OTLP_ENDPOINT": s.OTLPURL,
 	}
-	cfg, err := databricks.ConnectionFromEnv(func(k string) string { return env[k] })
-	if err != nil {
-		return 0, err
+	var handlerEnv []string
+	deployOpts := deploy.DefaultOptions(o.RepoRoot)
+	var clientOpts []databricks.Option
+	switch o.Auth {
+	case AuthToken:
+		env["DATABRICKS_TOKEN"] = standinToken
+		handlerEnv = append(handlerEnv, "DATABRICKS_TOKEN="+standinToken)
+	case AuthIdentity, "":
+		tenant := entra.NewTenant()
+		app := tenant.AddManagedIdentity("id-nbtrace-local")
+		developer := tenant.AddUser("developer@nbtrace.local")
+		s.Identity = &app
+		// As infra/ grants: Contributor on the workspace for the app's
+		// identity, and the deploying developer owns the resource group.
+		opts.Azure = &dbxstandin.Azure{Tenant: tenant, ResourceID: WorkspaceResourceID,
+			Contributors: []string{developer.ObjectID, app.ObjectID}}
+		secret := make([]byte, 16)
+		_, _ = rand.Read(secret)
+		idURL, err := s.serve(tenant.NewIdentityEndpoint(hex.EncodeToString(secret), app))
+		if err != nil {
+			return nil, fmt.Errorf("identity endpoint: %w", err)
+		}
+		env["DATABRICKS_AZURE_RESOURCE_ID"] = WorkspaceResourceID
+		clientOpts = append(clientOpts, databricks.WithCredential(tenant.Credential(developer)))
+		deployOpts.AppClientID = app.ClientID
+		handlerEnv = append(handlerEnv, "IDENTITY_ENDPOINT="+idURL+"/msi/token", "IDENTITY_HEADER="+hex.EncodeToString(secret),
+			"AZURE_CLIENT_ID="+app.ClientID, "DATABRICKS_AZURE_RESOURCE_ID="+WorkspaceResourceID)
+	default:
+		return nil, fmt.Errorf("Databricks sign-in %q is not %s or %s", o.Auth, AuthIdentity, AuthToken)
 	}
-	spec, err := databricks.NewJobSpec(func(k string) string { return env[k] }, databricks.DefaultDeployOptions(o.RepoRoot))
+	s.Databricks = dbxstandin.New(opts)
+	url, err := s.serve(s.Databricks)
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("databricks stand-in: %w", err)
 	}
-	id, err := databricks.New(cfg, noop.NewTracerProvider(), propagation.TraceContext{}).Deploy(ctx, spec)
+	s.DatabricksURL = url
+	s.Databricks.SetBaseURL(s.DatabricksURL)
+	s.stop = append(s.stop, func() error { s.Databricks.Close(); return nil })
+	env["DATABRICKS_HOST"] = s.DatabricksURL
+
+	getenv := func(k string) string { return env[k] }
+	cfg, err := databricks.ConnectionFromEnv(getenv)
 	if err != nil {
-		return 0, fmt.Errorf("deploy the notebook job to the stand-in: %w", err)
+		return nil, err
 	}
-	return id, nil
+	spec, err := deploy.NewJobSpec(getenv, deployOpts)
+	if err != nil {
+		return nil, err
+	}
+	id, err := deploy.Deploy(ctx, databricks.New(cfg, noop.NewTracerProvider(), propagation.TraceContext{}, clientOpts...), spec)
+	if err != nil {
+		return nil, fmt.Errorf("deploy the notebook job to the stand-in: %w", err)
+	}
+	s.JobID = id
+	return append(handlerEnv, "DATABRICKS_HOST="+s.DatabricksURL, "DATABRICKS_JOB_ID="+strconv.FormatInt(id, 10)), nil
+}
+
+// serve serves h on a free loopback port until the stack stops, and
+// returns its base URL.
+func (s *Stack) serve(h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	s.stop = append(s.stop, srv.Close)
+	return "http://" + ln.Addr().String(), nil
 }
 
 // CloseIdleConnections closes every idle keep-alive connection between the

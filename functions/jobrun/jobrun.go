@@ -32,13 +32,17 @@ type Runs interface {
 	WaitRun(ctx context.Context, runID int64, timeout time.Duration) (run *jobs.Run, done bool, err error)
 }
 
-// Task is one task's state.
+// Task is one task's state and times.
 type Task struct {
 	TaskKey        string     `json:"taskKey"`
 	LifeCycleState string     `json:"lifeCycleState,omitempty"`
 	ResultState    string     `json:"resultState,omitempty"`
 	StartTime      *time.Time `json:"startTime,omitempty"`
 	EndTime        *time.Time `json:"endTime,omitempty"`
+	// Durations in milliseconds, as Databricks reports them on the task.
+	SetupDurationMs     int64 `json:"setupDurationMs"`
+	ExecutionDurationMs int64 `json:"executionDurationMs"`
+	CleanupDurationMs   int64 `json:"cleanupDurationMs"`
 }
 
 // Status is a run's state as the API answers it.
@@ -51,11 +55,16 @@ type Status struct {
 	Ended          bool       `json:"ended"`
 	StartTime      *time.Time `json:"startTime,omitempty"`
 	EndTime        *time.Time `json:"endTime,omitempty"`
-	// Durations in milliseconds, as Databricks reports them.
+	// Durations in milliseconds. RunDurationMs is the whole run's (so far,
+	// while it runs); QueueDurationMs its time in the queue. Setup,
+	// execution and cleanup are the task's when the run has one task
+	// (Jobs API 2.2 reports them on the tasks, 0 on the run); with several
+	// tasks they are absent and each task has its own.
+	RunDurationMs       int64  `json:"runDurationMs"`
 	QueueDurationMs     int64  `json:"queueDurationMs"`
-	SetupDurationMs     int64  `json:"setupDurationMs"`
-	ExecutionDurationMs int64  `json:"executionDurationMs"`
-	CleanupDurationMs   int64  `json:"cleanupDurationMs"`
+	SetupDurationMs     *int64 `json:"setupDurationMs,omitempty"`
+	ExecutionDurationMs *int64 `json:"executionDurationMs,omitempty"`
+	CleanupDurationMs   *int64 `json:"cleanupDurationMs,omitempty"`
 	RunPageURL          string `json:"runPageUrl,omitempty"`
 	Tasks               []Task `json:"tasks"`
 	// TraceID is the trace the run belongs to, from its traceparent job
@@ -65,18 +74,27 @@ type Status struct {
 
 // StatusOf converts a run.
 func StatusOf(r *jobs.Run) Status {
+	tl := timelineOf(r)
 	s := Status{
 		RunID: r.RunId, JobID: r.JobId, RunPageURL: r.RunPageUrl, Ended: databricks.Ended(r),
 		StartTime: msTime(r.StartTime), EndTime: msTime(r.EndTime),
-		QueueDurationMs: r.QueueDuration, SetupDurationMs: r.SetupDuration,
-		ExecutionDurationMs: r.ExecutionDuration, CleanupDurationMs: r.CleanupDuration,
+		RunDurationMs: r.RunDuration, QueueDurationMs: tl.queue.Milliseconds(),
 		Tasks: []Task{},
+	}
+	if r.EndTime > 0 {
+		s.RunDurationMs = tl.end.Sub(tl.start).Milliseconds()
+	}
+	if len(tl.tasks) == 1 {
+		t := tl.tasks[0]
+		s.SetupDurationMs, s.ExecutionDurationMs, s.CleanupDurationMs = msPtr(t.setup), msPtr(t.execution), msPtr(t.cleanup)
 	}
 	if r.State != nil {
 		s.LifeCycleState, s.ResultState, s.StateMessage = string(r.State.LifeCycleState), string(r.State.ResultState), r.State.StateMessage
 	}
-	for _, t := range r.Tasks {
-		task := Task{TaskKey: t.TaskKey, StartTime: msTime(t.StartTime), EndTime: msTime(t.EndTime)}
+	for i, t := range r.Tasks {
+		task := Task{TaskKey: t.TaskKey, StartTime: msTime(t.StartTime), EndTime: msTime(t.EndTime),
+			SetupDurationMs: tl.tasks[i].setup.Milliseconds(), ExecutionDurationMs: tl.tasks[i].execution.Milliseconds(),
+			CleanupDurationMs: tl.tasks[i].cleanup.Milliseconds()}
 		if t.State != nil {
 			task.LifeCycleState, task.ResultState = string(t.State.LifeCycleState), string(t.State.ResultState)
 		}
@@ -86,6 +104,11 @@ func StatusOf(r *jobs.Run) Status {
 		s.TraceID = sc.TraceID().String()
 	}
 	return s
+}
+
+func msPtr(d time.Duration) *int64 {
+	ms := d.Milliseconds()
+	return &ms
 }
 
 func msTime(ms int64) *time.Time {
@@ -169,12 +192,7 @@ func (rec *Recorder) Record(r *jobs.Run) bool {
 	if sc := ParentOf(r); sc.IsValid() {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
-	phases := phasesOf(r)
-	start := time.UnixMilli(r.StartTime)
-	end := time.UnixMilli(r.EndTime)
-	if r.EndTime <= 0 {
-		end = start.Add(phases.total())
-	}
+	tl := timelineOf(r)
 	attrs := []attribute.KeyValue{
 		attribute.Int64("databricks.job.id", r.JobId),
 		attribute.Int64("databricks.run.id", r.RunId),
@@ -183,42 +201,103 @@ func (rec *Recorder) Record(r *jobs.Run) bool {
 		attribute.String("databricks.run.result_state", string(r.State.ResultState)),
 	}
 	ctx, span := rec.tracer.Start(ctx, "databricks run", trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithTimestamp(start), trace.WithAttributes(attrs...))
+		trace.WithTimestamp(tl.start), trace.WithAttributes(attrs...))
 	if r.State.ResultState != jobs.RunResultStateSuccess {
 		span.SetStatus(codes.Error, string(r.State.ResultState)+": "+r.State.StateMessage)
 		rec.failed.Add(ctx, 1, metric.WithAttributes(attribute.String("databricks.run.result_state", string(r.State.ResultState))))
 	}
-	at := start
-	for _, p := range []struct {
-		name string
-		d    time.Duration
-	}{{"queued", phases.queue}, {"setup", phases.setup}, {"execution", phases.execution}, {"cleanup", phases.cleanup}} {
-		if p.d <= 0 {
-			continue
+	rec.interval(ctx, "queued", tl.start, tl.queue)
+	for _, t := range tl.tasks {
+		parent := ctx
+		if len(tl.tasks) > 1 {
+			var task trace.Span
+			parent, task = rec.tracer.Start(ctx, "task "+t.key, trace.WithTimestamp(t.start),
+				trace.WithAttributes(attribute.String("databricks.task.key", t.key), attribute.Int64("databricks.task.run.id", t.runID)))
+			task.End(trace.WithTimestamp(t.end))
 		}
-		_, child := rec.tracer.Start(ctx, p.name, trace.WithTimestamp(at))
-		at = at.Add(p.d)
-		child.End(trace.WithTimestamp(at))
+		at := t.start
+		for _, p := range []struct {
+			name string
+			d    time.Duration
+		}{{"setup", t.setup}, {"execution", t.execution}, {"cleanup", t.cleanup}} {
+			at = rec.interval(parent, p.name, at, p.d)
+		}
 	}
-	span.End(trace.WithTimestamp(end))
+	span.End(trace.WithTimestamp(tl.end))
 	return true
 }
 
-type phases struct{ queue, setup, execution, cleanup time.Duration }
+// interval records an INTERNAL span name of length d from start, when d
+// is not zero, and returns its end.
+func (rec *Recorder) interval(ctx context.Context, name string, start time.Time, d time.Duration) time.Time {
+	if d <= 0 {
+		return start
+	}
+	_, s := rec.tracer.Start(ctx, name, trace.WithTimestamp(start))
+	s.End(trace.WithTimestamp(start.Add(d)))
+	return start.Add(d)
+}
 
-func (p phases) total() time.Duration { return p.queue + p.setup + p.execution + p.cleanup }
+// timeline is a run laid out in time: its start and end, its time in the
+// queue, and each task's phases.
+type timeline struct {
+	start, end time.Time
+	queue      time.Duration
+	tasks      []taskPhases
+}
 
-// phasesOf reads the run's durations. For a job of several tasks the
-// run-level setup, execution and cleanup are 0; a single task's are used.
-func phasesOf(r *jobs.Run) phases {
+type taskPhases struct {
+	key                       string
+	runID                     int64
+	start, end                time.Time
+	setup, execution, cleanup time.Duration
+}
+
+// timelineOf reads a run's times. Jobs API 2.2 reports every run in the
+// multi-task format: the run's own setup, execution and cleanup durations
+// are 0, the figures are on its tasks, and run_duration is the whole run
+// ("The setup_duration field is set to 0 for multitask job runs. The total
+// duration of a multitask job run is the value of the run_duration
+// field", jobs.Run). A task's phases start at its start time (else after
+// the queue); a run without tasks, or whose one task carries no figures,
+// is read from the run-level figures of the older single-task format.
+func timelineOf(r *jobs.Run) timeline {
 	ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
-	p := phases{ms(r.QueueDuration), ms(r.SetupDuration), ms(r.ExecutionDuration), ms(r.CleanupDuration)}
-	if p.setup+p.execution+p.cleanup == 0 && len(r.Tasks) == 1 {
-		t := r.Tasks[0]
-		p.setup, p.execution, p.cleanup = ms(t.SetupDuration), ms(t.ExecutionDuration), ms(t.CleanupDuration)
-		if p.queue == 0 {
-			p.queue = ms(t.QueueDuration)
+	tl := timeline{start: time.UnixMilli(r.StartTime), queue: ms(r.QueueDuration)}
+	for _, t := range r.Tasks {
+		tl.tasks = append(tl.tasks, taskPhases{key: t.TaskKey, runID: t.RunId, start: time.UnixMilli(t.StartTime), end: time.UnixMilli(t.EndTime),
+			setup: ms(t.SetupDuration), execution: ms(t.ExecutionDuration), cleanup: ms(t.CleanupDuration)})
+		if tl.queue == 0 && len(r.Tasks) == 1 {
+			tl.queue = ms(t.QueueDuration)
 		}
 	}
-	return p
+	if len(tl.tasks) == 0 {
+		tl.tasks = []taskPhases{{}}
+	}
+	if t := &tl.tasks[0]; len(tl.tasks) == 1 && t.setup+t.execution+t.cleanup == 0 {
+		t.setup, t.execution, t.cleanup = ms(r.SetupDuration), ms(r.ExecutionDuration), ms(r.CleanupDuration)
+	}
+	for i := range tl.tasks {
+		t := &tl.tasks[i]
+		if len(r.Tasks) == 0 || r.Tasks[i].StartTime <= 0 {
+			t.start = tl.start.Add(tl.queue)
+		}
+		if len(r.Tasks) == 0 || r.Tasks[i].EndTime <= 0 {
+			t.end = t.start.Add(t.setup + t.execution + t.cleanup)
+		}
+	}
+	switch {
+	case r.EndTime > 0:
+		tl.end = time.UnixMilli(r.EndTime)
+	case r.RunDuration > 0:
+		tl.end = tl.start.Add(ms(r.RunDuration))
+	default:
+		tl.end = tl.start
+		for _, t := range tl.tasks {
+			if t.end.After(tl.end) {
+				tl.end = t.end
+			}
+		}
+	}
+	return tl
 }

@@ -13,27 +13,39 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
+// endedRun is a run of one task as Jobs API 2.2 answers it: the run's own
+// setup, execution and cleanup durations 0, the task's set, run_duration
+// the whole.
 func endedRun(tp string) *jobs.Run {
 	return &jobs.Run{
 		RunId: 9, JobId: 3, StartTime: 1_700_000_000_000, EndTime: 1_700_000_010_000,
-		QueueDuration: 1000, SetupDuration: 3000, ExecutionDuration: 5000, CleanupDuration: 1000,
-		RunPageUrl: "https://adb/#job/3/run/9",
+		QueueDuration: 1000, RunDuration: 10_000,
+		RunPageUrl: "https://adb/?o=1#job/3/run/9",
 		State:      &jobs.RunState{LifeCycleState: jobs.RunLifeCycleStateTerminated, ResultState: jobs.RunResultStateFailed, StateMessage: "boom"},
 		JobParameters: []jobs.JobParameter{
 			{Name: "traceparent", Default: "", Value: tp},
 			{Name: "tracestate", Default: "", Value: "congo=t61rcWkgMzE"},
 			{Name: "dataset", Default: "d"},
 		},
-		Tasks: []jobs.RunTask{{TaskKey: "notebook", State: &jobs.RunState{LifeCycleState: jobs.RunLifeCycleStateTerminated, ResultState: jobs.RunResultStateFailed}}},
+		Tasks: []jobs.RunTask{{TaskKey: "notebook", RunId: 10, StartTime: 1_700_000_001_000, EndTime: 1_700_000_010_000,
+			QueueDuration: 1000, SetupDuration: 3000, ExecutionDuration: 5000, CleanupDuration: 1000,
+			State: &jobs.RunState{LifeCycleState: jobs.RunLifeCycleStateTerminated, ResultState: jobs.RunResultStateFailed}}},
 	}
 }
 
 func TestStatusOf(t *testing.T) {
 	s := StatusOf(endedRun("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
 	if !s.Ended || s.LifeCycleState != "TERMINATED" || s.ResultState != "FAILED" || s.StateMessage != "boom" ||
-		s.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || s.ExecutionDurationMs != 5000 || len(s.Tasks) != 1 ||
+		s.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" || len(s.Tasks) != 1 ||
 		!s.StartTime.Equal(time.UnixMilli(1_700_000_000_000)) {
 		t.Errorf("status = %+v", s)
+	}
+	// The run's figures come from its task and run_duration, not from the
+	// run-level zeros.
+	if s.SetupDurationMs == nil || *s.SetupDurationMs != 3000 || *s.ExecutionDurationMs != 5000 || *s.CleanupDurationMs != 1000 ||
+		s.QueueDurationMs != 1000 || s.RunDurationMs != 10_000 || s.Tasks[0].ExecutionDurationMs != 5000 {
+		t.Errorf("durations: setup %v execution %v cleanup %v queue %d run %d task %+v", deref(s.SetupDurationMs), deref(s.ExecutionDurationMs),
+			deref(s.CleanupDurationMs), s.QueueDurationMs, s.RunDurationMs, s.Tasks[0])
 	}
 	if Parameter(endedRun(""), "dataset") != "d" {
 		t.Error("a parameter's default is not used when it has no value")
@@ -102,12 +114,66 @@ func TestRecorderWithoutTraceparentStartsATrace(t *testing.T) {
 	}
 }
 
-func TestPhasesFromTheTask(t *testing.T) {
+func deref(p *int64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// TestOlderSingleTaskFormat: a run whose figures are on the run, not on
+// its task, still has its phases.
+func TestOlderSingleTaskFormat(t *testing.T) {
 	run := endedRun("")
-	run.SetupDuration, run.ExecutionDuration, run.CleanupDuration = 0, 0, 0
-	run.Tasks[0].SetupDuration, run.Tasks[0].ExecutionDuration, run.Tasks[0].CleanupDuration = 2, 3, 4
-	if p := phasesOf(run); p.setup != 2*time.Millisecond || p.execution != 3*time.Millisecond || p.cleanup != 4*time.Millisecond {
-		t.Errorf("phases = %+v", p)
+	run.RunDuration, run.SetupDuration, run.ExecutionDuration, run.CleanupDuration = 0, 2, 3, 4
+	run.Tasks[0].SetupDuration, run.Tasks[0].ExecutionDuration, run.Tasks[0].CleanupDuration = 0, 0, 0
+	s := StatusOf(run)
+	if deref(s.SetupDurationMs) != int64(2) || deref(s.ExecutionDurationMs) != int64(3) || deref(s.CleanupDurationMs) != int64(4) || s.RunDurationMs != 10_000 {
+		t.Errorf("status = %+v", s)
+	}
+}
+
+// TestMultiTaskRun: a run of two tasks in parallel: the run span covers
+// the run, each task has a span of its own with its phases at its own
+// times; the status gives each task's figures and the run's duration.
+func TestMultiTaskRun(t *testing.T) {
+	run := endedRun("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	run.State.ResultState = jobs.RunResultStateSuccess
+	run.Tasks = []jobs.RunTask{
+		{TaskKey: "ingest", RunId: 11, StartTime: 1_700_000_001_000, EndTime: 1_700_000_006_000, SetupDuration: 2000, ExecutionDuration: 2500, CleanupDuration: 500},
+		{TaskKey: "score", RunId: 12, StartTime: 1_700_000_002_000, EndTime: 1_700_000_010_000, SetupDuration: 1000, ExecutionDuration: 6000, CleanupDuration: 1000},
+	}
+	s := StatusOf(run)
+	if s.SetupDurationMs != nil || s.RunDurationMs != 10_000 || len(s.Tasks) != 2 || s.Tasks[1].ExecutionDurationMs != 6000 || s.Tasks[0].SetupDurationMs != 2000 {
+		t.Errorf("status = %+v", s)
+	}
+	rec := tracetest.NewSpanRecorder()
+	NewRecorder(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)), nil).Record(run)
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	var executions []sdktrace.ReadOnlySpan
+	for _, sp := range rec.Ended() {
+		byName[sp.Name()] = sp
+		if sp.Name() == "execution" {
+			executions = append(executions, sp)
+		}
+	}
+	root, score := byName["databricks run"], byName["task score"]
+	if root == nil || score == nil || byName["task ingest"] == nil || len(executions) != 2 {
+		t.Fatalf("spans: %v", byName)
+	}
+	if score.Parent().SpanID() != root.SpanContext().SpanID() || !score.StartTime().Equal(time.UnixMilli(1_700_000_002_000)) ||
+		!score.EndTime().Equal(time.UnixMilli(1_700_000_010_000)) {
+		t.Errorf("task span %v–%v under %v", score.StartTime(), score.EndTime(), score.Parent())
+	}
+	for _, e := range executions {
+		if e.Parent().SpanID() == score.SpanContext().SpanID() {
+			if !e.StartTime().Equal(time.UnixMilli(1_700_000_003_000)) || e.EndTime().Sub(e.StartTime()) != 6*time.Second {
+				t.Errorf("score's execution %v–%v", e.StartTime(), e.EndTime())
+			}
+		}
+	}
+	if !root.EndTime().Equal(time.UnixMilli(1_700_000_010_000)) {
+		t.Errorf("run span ends %v", root.EndTime())
 	}
 }
 

@@ -6,6 +6,7 @@ package runs
 import (
 	"errors"
 	"net/http"
+	"regexp"
 	"strconv"
 
 	"github.com/nbtrace/nbtrace/functions/api"
@@ -21,7 +22,7 @@ func New(_ api.Env, runs jobrun.Runs, rec *jobrun.Recorder) (http.Handler, error
 		}
 		run, err := runs.GetRun(r.Context(), id)
 		if err != nil {
-			if isMissingRun(err) {
+			if isMissingRun(err) || isOtherJobsRun(err, runs.JobID()) {
 				return api.Errorf(api.ENOTFOUND, "there is no run %d of the notebook job", id)
 			}
 			return err
@@ -49,4 +50,23 @@ func isMissingRun(err error) bool {
 	}
 	code, _ := e.Extensions["databricksErrorCode"].(string)
 	return code == "RESOURCE_DOES_NOT_EXIST" || code == "INVALID_PARAMETER_VALUE"
+}
+
+// deniedJob reads the job of Databricks' PERMISSION_DENIED answer ("User
+// … does not have View or Admin or Manage Run or Owner permissions on job
+// 123").
+var deniedJob = regexp.MustCompile(`permissions on job (\d+)`)
+
+// isOtherJobsRun reports Databricks refusing to show a run of a job other
+// than the configured one: the app's identity holds rights on its own job
+// only (CAN_MANAGE_RUN), so a run of any other job is, to the caller, no
+// run of the notebook job. A refusal about the configured job itself stays
+// an error: the app has lost its grant.
+func isOtherJobsRun(err error, jobID int64) bool {
+	var e *api.Error
+	if !errors.As(err, &e) || e.Code != api.EDEPENDENCY || e.Extensions["databricksErrorCode"] != "PERMISSION_DENIED" {
+		return false
+	}
+	m := deniedJob.FindStringSubmatch(e.Message)
+	return m != nil && m[1] != strconv.FormatInt(jobID, 10)
 }

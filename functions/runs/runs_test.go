@@ -42,6 +42,12 @@ func TestRuns(t *testing.T) {
 			return &jobs.Run{RunId: 2, JobId: 5, StartTime: 1000, State: &jobs.RunState{LifeCycleState: jobs.RunLifeCycleStateRunning}}, nil
 		case 3:
 			return &jobs.Run{RunId: 3, JobId: 6}, nil // another job's run
+		case 7: // another job's run, which the app's identity may not see
+			return nil, &api.Error{Code: api.EDEPENDENCY, Message: "Databricks answered 403 PERMISSION_DENIED: User a does not have View or Admin or Manage Run or Owner permissions on job 6",
+				Extensions: map[string]any{"databricksErrorCode": "PERMISSION_DENIED"}}
+		case 8: // the app's identity lost its grant on its own job
+			return nil, &api.Error{Code: api.EDEPENDENCY, Message: "Databricks answered 403 PERMISSION_DENIED: User a does not have View or Admin or Manage Run or Owner permissions on job 5",
+				Extensions: map[string]any{"databricksErrorCode": "PERMISSION_DENIED"}}
 		default:
 			return nil, &api.Error{Code: api.EDEPENDENCY, Extensions: map[string]any{"databricksErrorCode": "INVALID_PARAMETER_VALUE"}}
 		}
@@ -63,7 +69,7 @@ func TestRuns(t *testing.T) {
 		id     string
 		status int
 		state  string
-	}{{"1", 200, "TERMINATED"}, {"1", 200, "TERMINATED"}, {"2", 200, "RUNNING"}, {"3", 404, ""}, {"4", 404, ""}, {"0", 400, ""}} {
+	}{{"1", 200, "TERMINATED"}, {"1", 200, "TERMINATED"}, {"2", 200, "RUNNING"}, {"3", 404, ""}, {"4", 404, ""}, {"0", 400, ""}, {"7", 404, ""}, {"8", 502, ""}} {
 		code, m := get(tt.id)
 		if code != tt.status || (tt.state != "" && m["lifeCycleState"] != tt.state) {
 			t.Errorf("run %s: %d %v, want %d %s", tt.id, code, m, tt.status, tt.state)

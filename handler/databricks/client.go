@@ -3,44 +3,55 @@ package databricks
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/config"
-	"github.com/databricks/databricks-sdk-go/config/experimental/auth"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
-	"github.com/databricks/databricks-sdk-go/service/workspace"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-	"golang.org/x/oauth2"
 )
-
-// AzureDatabricksScope is the scope of tokens for the AzureDatabricks
-// first-party application.
-const AzureDatabricksScope = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"
 
 // Client is a lazily built Databricks client.
 type Client struct {
 	cfg     Config
 	tp      trace.TracerProvider
 	prop    propagation.TextMapPropagator
+	log     *slog.Logger
+	newCred func(Config) (azcore.TokenCredential, error)
 	mu      sync.Mutex
 	api     *client.DatabricksClient
 	jobs    *jobs.JobsAPI
-	wsAPI   *workspace.WorkspaceAPI
-	secrets *workspace.SecretsAPI
-	newCred func(Config) (azcore.TokenCredential, error)
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithLogger sets where the client says how it signs in; slog.Default()
+// by default.
+func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
+
+// WithCredential signs in with cred when DATABRICKS_TOKEN is not set,
+// instead of the managed identity of AZURE_CLIENT_ID or the default Azure
+// credential chain.
+func WithCredential(cred azcore.TokenCredential) Option {
+	return func(c *Client) {
+		c.newCred = func(Config) (azcore.TokenCredential, error) { return cred, nil }
+	}
 }
 
 // New returns a client; nothing is built or dialled until its first call.
-func New(cfg Config, tp trace.TracerProvider, prop propagation.TextMapPropagator) *Client {
-	return &Client{cfg: cfg, tp: tp, prop: prop, newCred: azureCredential}
+func New(cfg Config, tp trace.TracerProvider, prop propagation.TextMapPropagator, opts ...Option) *Client {
+	c := &Client{cfg: cfg, tp: tp, prop: prop, log: slog.Default(), newCred: azureCredential}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // JobID is the configured job.
@@ -49,9 +60,15 @@ func (c *Client) JobID() int64 { return c.cfg.JobID }
 // Host is the workspace URL.
 func (c *Client) Host() string { return c.cfg.Host }
 
-// build creates the SDK client on first use. A failure is not kept, so a
-// later call tries again (a managed identity endpoint that was not ready).
-func (c *Client) build() (*client.DatabricksClient, error) {
+// API returns the SDK client, building it on first use. A failure is not
+// kept, so a later call tries again (a managed identity endpoint that was
+// not ready).
+//
+// The client signs in with DATABRICKS_TOKEN when it is set (local
+// development; the managed identity and DATABRICKS_AZURE_RESOURCE_ID are
+// then not used, and one log line says so), else as an Entra ID identity
+// (see azureCredentials).
+func (c *Client) API() (*client.DatabricksClient, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.api != nil {
@@ -59,7 +76,6 @@ func (c *Client) build() (*client.DatabricksClient, error) {
 	}
 	cfg := &config.Config{
 		Host:                c.cfg.Host,
-		AzureResourceID:     c.cfg.AzureResourceID,
 		HTTPTimeoutSeconds:  int(c.cfg.HTTPTimeout / time.Second),
 		RetryTimeoutSeconds: int(c.cfg.RetryTimeout / time.Second),
 		HTTPTransport:       c.transport(),
@@ -71,25 +87,21 @@ func (c *Client) build() (*client.DatabricksClient, error) {
 	if c.cfg.Token != "" {
 		cfg.Token = c.cfg.Token
 		cfg.Credentials = config.PatCredentials{}
+		if c.cfg.AzureResourceID != "" || c.cfg.AzureClientID != "" {
+			c.log.Warn("DATABRICKS_TOKEN is set: signing in to Databricks with it; the managed identity and DATABRICKS_AZURE_RESOURCE_ID are not used")
+		}
 	} else {
 		cred, err := c.newCred(c.cfg)
 		if err != nil {
 			return nil, fmt.Errorf("azure credential: %w", err)
 		}
-		cfg.Credentials = config.NewTokenSourceStrategy("azure-managed-identity", auth.TokenSourceFn(
-			func(ctx context.Context) (*oauth2.Token, error) {
-				tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{AzureDatabricksScope}})
-				if err != nil {
-					return nil, fmt.Errorf("token for Azure Databricks: %w", err)
-				}
-				return &oauth2.Token{AccessToken: tok.Token, TokenType: "Bearer", Expiry: tok.ExpiresOn}, nil
-			}))
+		cfg.Credentials = azureCredentials{cred: cred, resourceID: c.cfg.AzureResourceID}
 	}
 	api, err := client.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("databricks client: %w", err)
 	}
-	c.api, c.jobs, c.wsAPI, c.secrets = api, jobs.NewJobs(api), workspace.NewWorkspace(api), workspace.NewSecrets(api)
+	c.api, c.jobs = api, jobs.NewJobs(api)
 	return api, nil
 }
 
@@ -107,28 +119,10 @@ func (c *Client) transport() http.RoundTripper {
 
 // Jobs returns the Jobs API, building the client if needed.
 func (c *Client) Jobs() (*jobs.JobsAPI, error) {
-	if _, err := c.build(); err != nil {
+	if _, err := c.API(); err != nil {
 		return nil, Error(err)
 	}
 	return c.jobs, nil
-}
-
-// Workspace returns the Workspace API, building the client if needed.
-func (c *Client) Workspace() (*workspace.WorkspaceAPI, error) {
-	if _, err := c.build(); err != nil {
-		return nil, Error(err)
-	}
-	return c.wsAPI, nil
-}
-
-// azureCredential is the user-assigned managed identity named by
-// AZURE_CLIENT_ID, else the default chain (managed identity, workload
-// identity, Azure CLI for local use).
-func azureCredential(cfg Config) (azcore.TokenCredential, error) {
-	if cfg.AzureClientID != "" {
-		return azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(cfg.AzureClientID)})
-	}
-	return azidentity.NewDefaultAzureCredential(nil)
 }
 
 type explicitOnly struct{}

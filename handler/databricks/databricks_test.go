@@ -43,13 +43,8 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	}
 	f := &fixture{stand: stand, spans: rec, tp: tp}
 	f.client = New(cfg, tp, propagation.TraceContext{})
-	id, err := f.client.Deploy(context.Background(), JobSpec{Name: "test-job", WorkspaceDir: "/Shared/t", Entry: "nb.ipynb",
-		Files: map[string][]byte{"nb.ipynb": []byte(`{"cells":[]}`)}, Parameters: map[string]string{"dataset": ""}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.jobID = id
-	f.client.cfg.JobID = id
+	f.jobID = createJob(t, f.client)
+	f.client.cfg.JobID = f.jobID
 	return f
 }
 
@@ -206,54 +201,6 @@ func TestRetriesHonourRetryAfter(t *testing.T) {
 	}
 }
 
-func TestDeployIsIdempotent(t *testing.T) {
-	f := newFixture(t, nil)
-	spec := JobSpec{Name: "test-job", WorkspaceDir: "/Shared/t", Entry: "nb.ipynb", SparkVersion: "15.4.x-scala2.12", NodeType: "Standard_D4ds_v5",
-		Files:         map[string][]byte{"nb.ipynb": []byte(`{"cells":[1]}`), "mod.py": []byte("x = 1\n")},
-		Libraries:     []string{"opentelemetry-sdk==1.45.1"},
-		EnvVars:       map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otlp.example.com"},
-		SecretEnvVars: map[string]string{"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=secret"},
-		SecretScope:   "nbtrace",
-		Parameters:    map[string]string{"dataset": "", "load_seconds": "1"},
-	}
-	id, err := f.client.Deploy(context.Background(), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if id != f.jobID {
-		t.Errorf("redeploy made job %d, want the existing %d", id, f.jobID)
-	}
-	if string(f.stand.File("/Shared/t/nb")) != `{"cells":[1]}` || string(f.stand.File("/Shared/t/mod.py")) != "x = 1\n" {
-		t.Error("the notebook folder was not uploaded (notebook without .ipynb, module as a file)")
-	}
-	j, err := f.client.jobs.Get(context.Background(), jobs.GetJobRequest{JobId: id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defaults := map[string]string{}
-	for _, p := range j.Settings.Parameters {
-		defaults[p.Name] = p.Default
-	}
-	want := map[string]string{"traceparent": "", "tracestate": "", "baggage": "", "job_id": "{{job.id}}", "run_id": "{{job.run_id}}", "dataset": "", "load_seconds": "1"}
-	for k, v := range want {
-		if d, ok := defaults[k]; !ok || d != v {
-			t.Errorf("parameter %s default %q (defined %v), want %q", k, d, ok, v)
-		}
-	}
-	task := j.Settings.Tasks[0]
-	if task.NotebookTask.NotebookPath != "/Shared/t/nb" || len(task.Libraries) != 1 || task.Libraries[0].Pypi.Package != "opentelemetry-sdk==1.45.1" {
-		t.Errorf("task = %+v", task)
-	}
-	env := j.Settings.JobClusters[0].NewCluster.SparkEnvVars
-	if env["APPLICATIONINSIGHTS_CONNECTION_STRING"] != "{{secrets/nbtrace/applicationinsights-connection-string}}" || env["OTEL_EXPORTER_OTLP_ENDPOINT"] != "https://otlp.example.com" {
-		t.Errorf("cluster env = %v", env)
-	}
-	b, _ := json.Marshal(j.Settings)
-	if strings.Contains(string(b), "InstrumentationKey=secret") {
-		t.Error("a secret is in the job definition")
-	}
-}
-
 func TestConfigFromEnv(t *testing.T) {
 	tests := []struct {
 		env     map[string]string
@@ -287,4 +234,23 @@ func asAPIError(err error, target **api.Error) bool {
 		*target = e
 	}
 	return ok
+}
+
+// createJob creates a job with a notebook task and the trace parameters.
+func createJob(t *testing.T, c *Client) int64 {
+	t.Helper()
+	j, err := c.Jobs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := []jobs.JobParameterDefinition{}
+	for _, name := range []string{"traceparent", "tracestate", "baggage", "dataset"} {
+		params = append(params, jobs.JobParameterDefinition{Name: name, Default: ""})
+	}
+	created, err := j.Create(context.Background(), jobs.CreateJob{Name: "test-job", Parameters: params,
+		Tasks: []jobs.Task{{TaskKey: "nb", NotebookTask: &jobs.NotebookTask{NotebookPath: "/Shared/t/nb"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return created.JobId
 }

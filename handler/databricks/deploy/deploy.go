@@ -1,4 +1,4 @@
-package databricks
+package deploy
 
 import (
 	"context"
@@ -8,13 +8,19 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/databricks/databricks-sdk-go/apierr"
+	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/compute"
+	"github.com/databricks/databricks-sdk-go/service/iam"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
 	"github.com/databricks/databricks-sdk-go/service/workspace"
+
+	"github.com/nbtrace/nbtrace/handler/databricks"
 )
 
 // JobSpec describes the notebook job the deploy step creates or updates.
@@ -47,6 +53,11 @@ type JobSpec struct {
 	// Parameters are extra job parameters with their defaults, besides the
 	// trace context and the run's ids.
 	Parameters map[string]string
+	// AppClientID is the application (client) id of the app's managed
+	// identity, or "": it is made a service principal of the workspace
+	// if it is not one yet, and granted CAN_MANAGE_RUN on the job, all it
+	// needs to start runs and read them without being a workspace admin.
+	AppClientID string
 }
 
 // TraceParameters are the job parameters that carry the trace context.
@@ -89,12 +100,15 @@ func (s JobSpec) Settings(notebookPath string) jobs.JobSettings {
 		Queue:             &jobs.QueueSettings{Enabled: true},
 		Tags:              map[string]string{"app": "nbtrace"},
 		Parameters:        params,
+		// A single-node cluster the current way (kind CLASSIC_PREVIEW with
+		// is_single_node: Databricks sets the single-node conf and tags
+		// itself), in dedicated access mode: it names an access mode, as
+		// workspaces with legacy (no-isolation) modes disabled require, and
+		// the mode runs notebooks with pip libraries and secrets in the
+		// environment as the job's run-as identity.
 		JobClusters: []jobs.JobCluster{{JobClusterKey: "nbtrace", NewCluster: &compute.ClusterSpec{
-			SparkVersion: s.SparkVersion, NodeTypeId: s.NodeType, NumWorkers: 0,
-			SparkConf:       map[string]string{"spark.databricks.cluster.profile": "singleNode", "spark.master": "local[*]"},
-			CustomTags:      map[string]string{"ResourceClass": "SingleNode"},
-			SparkEnvVars:    env,
-			ForceSendFields: []string{"NumWorkers"},
+			Kind: compute.KindClassicPreview, IsSingleNode: true, DataSecurityMode: compute.DataSecurityModeDataSecurityModeDedicated,
+			SparkVersion: s.SparkVersion, NodeTypeId: s.NodeType, SparkEnvVars: env,
 		}}},
 		Tasks: []jobs.Task{{
 			TaskKey: "notebook", JobClusterKey: "nbtrace", Libraries: libs, TimeoutSeconds: 3600,
@@ -106,17 +120,28 @@ func (s JobSpec) Settings(notebookPath string) jobs.JobSettings {
 // secretKey is the secret's key for an environment variable.
 func secretKey(env string) string { return strings.ToLower(strings.ReplaceAll(env, "_", "-")) }
 
-// Deploy uploads the notebook folder, stores the secrets, and creates the
-// job or updates the one of the same name. Running it again changes
-// nothing but what changed. It returns the job id.
-func (c *Client) Deploy(ctx context.Context, spec JobSpec) (int64, error) {
-	if _, err := c.build(); err != nil {
-		return 0, Error(err)
+// Deploy uploads the notebook folder, stores the secrets, creates the job
+// or updates the one of the same name, and lets the app's identity run it.
+// Running it again changes nothing but what changed. It returns the job
+// id.
+//
+// Notebooks (.ipynb) are imported as notebooks without their extension,
+// as Databricks names them; other files as workspace files (format RAW:
+// AUTO over an existing file fails even with overwrite), so the notebook
+// can import its Python module and a redeploy replaces both.
+func Deploy(ctx context.Context, c *databricks.Client, spec JobSpec) (int64, error) {
+	api, err := c.API()
+	if err != nil {
+		return 0, databricks.Error(err)
 	}
+	ws, secrets, jobsAPI := workspace.NewWorkspace(api), workspace.NewSecrets(api), jobs.NewJobs(api)
 	if _, ok := spec.Files[spec.Entry]; !ok {
 		return 0, fmt.Errorf("the notebook folder has no %s", spec.Entry)
 	}
-	if err := c.wsAPI.MkdirsByPath(ctx, spec.WorkspaceDir); err != nil {
+	if spec.AppClientID != "" && !guid.MatchString(spec.AppClientID) {
+		return 0, fmt.Errorf("the app's client id %q is not a GUID", spec.AppClientID)
+	}
+	if err := ws.MkdirsByPath(ctx, spec.WorkspaceDir); err != nil {
 		return 0, fmt.Errorf("create %s: %w", spec.WorkspaceDir, err)
 	}
 	names := make([]string, 0, len(spec.Files))
@@ -125,34 +150,48 @@ func (c *Client) Deploy(ctx context.Context, spec JobSpec) (int64, error) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		req := workspace.Import{Path: path.Join(spec.WorkspaceDir, name), Format: workspace.ImportFormatAuto, Overwrite: true,
+		req := workspace.Import{Path: path.Join(spec.WorkspaceDir, name), Format: workspace.ImportFormatRaw, Overwrite: true,
 			Content: base64.StdEncoding.EncodeToString(spec.Files[name])}
 		if strings.HasSuffix(name, ".ipynb") {
 			req.Path, req.Format = strings.TrimSuffix(req.Path, ".ipynb"), workspace.ImportFormatJupyter
 		}
-		if err := c.wsAPI.Import(ctx, req); err != nil {
+		if err := ws.Import(ctx, req); err != nil {
 			return 0, fmt.Errorf("upload %s: %w", name, err)
 		}
 	}
 	if len(spec.SecretEnvVars) > 0 {
-		err := c.secrets.CreateScope(ctx, workspace.CreateScope{Scope: spec.SecretScope})
+		err := secrets.CreateScope(ctx, workspace.CreateScope{Scope: spec.SecretScope})
 		if err != nil && !errors.Is(err, apierr.ErrResourceAlreadyExists) && !isAlreadyExists(err) {
 			return 0, fmt.Errorf("create secret scope %s: %w", spec.SecretScope, err)
 		}
 		for k, v := range spec.SecretEnvVars {
-			if err := c.secrets.PutSecret(ctx, workspace.PutSecret{Scope: spec.SecretScope, Key: secretKey(k), StringValue: v}); err != nil {
+			if err := secrets.PutSecret(ctx, workspace.PutSecret{Scope: spec.SecretScope, Key: secretKey(k), StringValue: v}); err != nil {
 				return 0, fmt.Errorf("store secret for %s: %w", k, err)
 			}
 		}
 	}
+	id, err := putJob(ctx, jobsAPI, spec)
+	if err != nil {
+		return 0, err
+	}
+	if spec.AppClientID != "" {
+		if err := grantRun(ctx, api, jobsAPI, id, spec.AppClientID); err != nil {
+			return 0, err
+		}
+	}
+	return id, nil
+}
+
+// putJob creates the job, or resets the one of its name.
+func putJob(ctx context.Context, jobsAPI *jobs.JobsAPI, spec JobSpec) (int64, error) {
 	settings := spec.Settings(path.Join(spec.WorkspaceDir, strings.TrimSuffix(spec.Entry, ".ipynb")))
-	existing, err := c.jobs.ListAll(ctx, jobs.ListJobsRequest{Name: spec.Name})
+	existing, err := jobsAPI.ListAll(ctx, jobs.ListJobsRequest{Name: spec.Name})
 	if err != nil {
 		return 0, fmt.Errorf("list jobs named %s: %w", spec.Name, err)
 	}
 	switch len(existing) {
 	case 0:
-		created, err := c.jobs.Create(ctx, jobs.CreateJob{
+		created, err := jobsAPI.Create(ctx, jobs.CreateJob{
 			Name: settings.Name, Description: settings.Description, MaxConcurrentRuns: settings.MaxConcurrentRuns,
 			Queue: settings.Queue, Tags: settings.Tags, Parameters: settings.Parameters,
 			JobClusters: settings.JobClusters, Tasks: settings.Tasks,
@@ -163,13 +202,40 @@ func (c *Client) Deploy(ctx context.Context, spec JobSpec) (int64, error) {
 		return created.JobId, nil
 	case 1:
 		id := existing[0].JobId
-		if err := c.jobs.Reset(ctx, jobs.ResetJob{JobId: id, NewSettings: settings}); err != nil {
+		if err := jobsAPI.Reset(ctx, jobs.ResetJob{JobId: id, NewSettings: settings}); err != nil {
 			return 0, fmt.Errorf("update job %d: %w", id, err)
 		}
 		return id, nil
 	default:
 		return 0, fmt.Errorf("%d jobs are named %s; delete all but one", len(existing), spec.Name)
 	}
+}
+
+var guid = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// grantRun makes the app's identity a service principal of the workspace
+// if it is not one (SCIM, by its application id: Databricks treats a
+// managed identity as a service principal whose application id is its
+// client id) and grants it CAN_MANAGE_RUN on the job: start runs, read
+// them, nothing more. Both need a workspace admin, which the deploying
+// user is.
+func grantRun(ctx context.Context, api *client.DatabricksClient, jobsAPI *jobs.JobsAPI, jobID int64, appID string) error {
+	sps := iam.NewServicePrincipalsV2(api)
+	found, err := sps.ListAll(ctx, iam.ListServicePrincipalsRequest{Filter: fmt.Sprintf("applicationId eq %q", appID)})
+	if err != nil {
+		return fmt.Errorf("look up the app's service principal %s: %w", appID, err)
+	}
+	if len(found) == 0 {
+		if _, err := sps.Create(ctx, iam.CreateServicePrincipalRequest{ApplicationId: appID, DisplayName: "nbtrace app " + appID}); err != nil {
+			return fmt.Errorf("add the app's identity %s to the workspace: %w", appID, err)
+		}
+	}
+	_, err = jobsAPI.UpdatePermissions(ctx, jobs.JobPermissionsRequest{JobId: strconv.FormatInt(jobID, 10),
+		AccessControlList: []jobs.JobAccessControlRequest{{ServicePrincipalName: appID, PermissionLevel: jobs.JobPermissionLevelCanManageRun}}})
+	if err != nil {
+		return fmt.Errorf("grant the app's identity CAN_MANAGE_RUN on job %d: %w", jobID, err)
+	}
+	return nil
 }
 
 func isAlreadyExists(err error) bool {
@@ -221,16 +287,18 @@ func ReadRequirements(file string) ([]string, error) {
 	return out, nil
 }
 
-// DeployOptions are the deploy step's inputs besides the environment.
-type DeployOptions struct {
+// Options are the deploy step's inputs besides the environment.
+type Options struct {
 	NotebookDir, Entry, Requirements string
 	JobName, WorkspaceDir            string
 	SparkVersion, NodeType           string
+	// AppClientID: see JobSpec.AppClientID.
+	AppClientID string
 }
 
 // NewJobSpec builds the job spec from the notebook folder, its pinned
 // requirements and the telemetry settings in the environment.
-func NewJobSpec(getenv func(string) string, o DeployOptions) (JobSpec, error) {
+func NewJobSpec(getenv func(string) string, o Options) (JobSpec, error) {
 	files, err := ReadNotebookFolder(o.NotebookDir)
 	if err != nil {
 		return JobSpec{}, fmt.Errorf("read the notebook folder: %w", err)
@@ -241,7 +309,7 @@ func NewJobSpec(getenv func(string) string, o DeployOptions) (JobSpec, error) {
 	}
 	spec := JobSpec{
 		Name: o.JobName, WorkspaceDir: o.WorkspaceDir, Files: files, Entry: o.Entry, Libraries: libs,
-		SparkVersion: o.SparkVersion, NodeType: o.NodeType, SecretScope: "nbtrace",
+		SparkVersion: o.SparkVersion, NodeType: o.NodeType, SecretScope: "nbtrace", AppClientID: o.AppClientID,
 		EnvVars:       map[string]string{"OTEL_SERVICE_NAME": "databricks-notebook"},
 		SecretEnvVars: map[string]string{},
 		Parameters:    map[string]string{"dataset": "", "date": "", "row_count": "", "extract_seconds": "1", "transform_seconds": "1", "load_seconds": "1"},
@@ -261,13 +329,17 @@ func NewJobSpec(getenv func(string) string, o DeployOptions) (JobSpec, error) {
 	return spec, nil
 }
 
-// DefaultDeployOptions are the deploy step's defaults, relative to the
+// RuntimeVersion is the Databricks Runtime of the job cluster, 17.3 LTS:
+// notebooks/requirements-job.txt is pinned against what it ships.
+const RuntimeVersion = "17.3.x-scala2.13"
+
+// DefaultOptions are the deploy step's defaults, relative to the
 // project's root.
-func DefaultDeployOptions(root string) DeployOptions {
-	return DeployOptions{
+func DefaultOptions(root string) Options {
+	return Options{
 		NotebookDir: filepath.Join(root, "notebooks"), Entry: "distributed_tracing.ipynb",
 		Requirements: filepath.Join(root, "notebooks", "requirements-job.txt"),
 		JobName:      "nbtrace-distributed-tracing", WorkspaceDir: "/Shared/nbtrace",
-		SparkVersion: "15.4.x-scala2.12", NodeType: "Standard_D4ds_v5",
+		SparkVersion: RuntimeVersion, NodeType: "Standard_D4ds_v5",
 	}
 }

@@ -1,0 +1,221 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/databricks/databricks-sdk-go/service/compute"
+	"github.com/databricks/databricks-sdk-go/service/iam"
+	"github.com/databricks/databricks-sdk-go/service/jobs"
+	"github.com/databricks/databricks-sdk-go/service/workspace"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/nbtrace/nbtrace/dev/dbxstandin"
+	"github.com/nbtrace/nbtrace/dev/entra"
+	"github.com/nbtrace/nbtrace/handler/databricks"
+)
+
+const resourceID = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Databricks/workspaces/dbw"
+
+type workspaceFixture struct {
+	stand     *dbxstandin.Server
+	url       string
+	tenant    *entra.Tenant
+	developer entra.Principal
+	app       entra.Principal
+}
+
+// newWorkspace starts an Azure workspace stand-in: the developer is a
+// Contributor of it (so Databricks makes them an admin on their first
+// call); the app's identity is not.
+func newWorkspace(t *testing.T) *workspaceFixture {
+	t.Helper()
+	f := &workspaceFixture{tenant: entra.NewTenant()}
+	f.developer = f.tenant.AddUser("dev@example.com")
+	f.app = f.tenant.AddManagedIdentity("id-app")
+	f.stand = dbxstandin.New(dbxstandin.Options{Azure: &dbxstandin.Azure{Tenant: f.tenant, ResourceID: resourceID,
+		Contributors: []string{f.developer.ObjectID}}})
+	srv := httptest.NewServer(f.stand)
+	f.stand.SetBaseURL(srv.URL)
+	f.url = srv.URL
+	t.Cleanup(func() { srv.Close(); f.stand.Close() })
+	return f
+}
+
+// client signs in as p with the workspace's ARM id.
+func (f *workspaceFixture) client(p entra.Principal, jobID int64) *databricks.Client {
+	return databricks.New(databricks.Config{Host: f.url, JobID: jobID, AzureResourceID: resourceID, HTTPTimeout: 5 * time.Second, RetryTimeout: 5 * time.Second},
+		noop.NewTracerProvider(), propagation.TraceContext{}, databricks.WithCredential(f.tenant.Credential(p)))
+}
+
+func testSpec() JobSpec {
+	return JobSpec{Name: "test-job", WorkspaceDir: "/Shared/t", Entry: "nb.ipynb", SparkVersion: RuntimeVersion, NodeType: "Standard_D4ds_v5",
+		Files:         map[string][]byte{"nb.ipynb": []byte(`{"cells":[1]}`), "mod.py": []byte("# Databricks notebook source\nx = 1\n")},
+		Libraries:     []string{"opentelemetry-sdk==1.45.1"},
+		EnvVars:       map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otlp.example.com"},
+		SecretEnvVars: map[string]string{"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=secret"},
+		SecretScope:   "nbtrace",
+		Parameters:    map[string]string{"dataset": "", "load_seconds": "1"},
+	}
+}
+
+// TestDeployAsAContributorAndGrantTheApp: the deploying developer, not yet
+// a workspace user, is let in with the management token and the ARM id on
+// every call; the app's identity becomes a service principal of the
+// workspace with CAN_MANAGE_RUN on the job and nothing more: it starts and
+// reads runs, it cannot change the job.
+func TestDeployAsAContributorAndGrantTheApp(t *testing.T) {
+	f := newWorkspace(t)
+	spec := testSpec()
+	spec.AppClientID = f.app.ClientID
+	ctx := context.Background()
+	id, err := Deploy(ctx, f.client(f.developer, 0), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range f.stand.Requests() {
+		if strings.HasPrefix(r.Path, "/api/") && (r.Header.Get(dbxstandin.ManagementTokenHeader) == "" || r.Header.Get(dbxstandin.ResourceIDHeader) != resourceID) {
+			t.Errorf("%s %s lacks the management token or the workspace's ARM id", r.Method, r.Path)
+		}
+	}
+	app := f.client(f.app, id)
+	runID, err := app.RunNow(ctx, map[string]string{"dataset": "d"}, "t1")
+	if err != nil {
+		t.Fatalf("the app's identity cannot start a run: %v", err)
+	}
+	if _, err := app.GetRun(ctx, runID); err != nil {
+		t.Fatalf("the app's identity cannot read its run: %v", err)
+	}
+	j, _ := app.Jobs()
+	err = j.Reset(ctx, jobs.ResetJob{JobId: id, NewSettings: spec.Settings("/Shared/t/nb")})
+	if err == nil || !strings.Contains(err.Error(), "does not have Manage or Owner or Admin permissions") {
+		t.Errorf("the app's identity could change the job: %v", err)
+	}
+	// Deploying again keeps the one grant and the one service principal.
+	if again, err := Deploy(ctx, f.client(f.developer, 0), spec); err != nil || again != id {
+		t.Fatalf("redeploy: job %d, %v", again, err)
+	}
+	perms, err := func() (*jobs.JobPermissions, error) {
+		dj, _ := f.client(f.developer, id).Jobs()
+		return dj.GetPermissions(ctx, jobs.GetJobPermissionsRequest{JobId: itoa(id)})
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var grants []string
+	for _, ac := range perms.AccessControlList {
+		if ac.ServicePrincipalName == f.app.ClientID {
+			grants = append(grants, string(ac.AllPermissions[0].PermissionLevel))
+		}
+	}
+	if len(grants) != 1 || grants[0] != "CAN_MANAGE_RUN" {
+		t.Errorf("the app's grants on the job: %v, want [CAN_MANAGE_RUN]", grants)
+	}
+}
+
+// TestWithoutTheGrantTheAppIsRefused: an app identity that is a plain
+// workspace user, deployed for without -app-client-id, cannot start runs:
+// the grant is what lets it.
+func TestWithoutTheGrantTheAppIsRefused(t *testing.T) {
+	f := newWorkspace(t)
+	ctx := context.Background()
+	spec := testSpec()
+	id, err := Deploy(ctx, f.client(f.developer, 0), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The identity is a workspace user, but holds nothing on the job.
+	api, err := f.client(f.developer, id).API()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := iam.NewServicePrincipalsV2(api).Create(ctx, iam.CreateServicePrincipalRequest{ApplicationId: f.app.ClientID}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.client(f.app, id).RunNow(ctx, nil, "")
+	if err == nil || !strings.Contains(err.Error(), "does not have Manage Run or Owner or Admin permissions on job") {
+		t.Errorf("run-now without CAN_MANAGE_RUN: %v", err)
+	}
+}
+
+// TestDeployIsIdempotent: a second deploy updates the one job, replaces
+// the notebook and the module (a workspace file, so the notebook can
+// import it), and keeps secrets out of the job definition.
+func TestDeployIsIdempotent(t *testing.T) {
+	f := newWorkspace(t)
+	ctx := context.Background()
+	spec := testSpec()
+	first, err := Deploy(ctx, f.client(f.developer, 0), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Files["mod.py"] = []byte("x = 2\n")
+	id, err := Deploy(ctx, f.client(f.developer, 0), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != first {
+		t.Errorf("redeploy made job %d, want the existing %d", id, first)
+	}
+	if string(f.stand.File("/Shared/t/nb")) != `{"cells":[1]}` || string(f.stand.File("/Shared/t/mod.py")) != "x = 2\n" {
+		t.Error("the notebook folder was not uploaded again (notebook without .ipynb, module as a file)")
+	}
+	api, err := f.client(f.developer, id).API()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := workspace.NewWorkspace(api)
+	for p, want := range map[string]workspace.ObjectType{"/Shared/t/nb": workspace.ObjectTypeNotebook, "/Shared/t/mod.py": workspace.ObjectTypeFile} {
+		info, err := ws.GetStatusByPath(ctx, p)
+		if err != nil || info.ObjectType != want {
+			t.Errorf("%s: %v (%v), want %s", p, info, err, want)
+		}
+	}
+	j, err := jobs.NewJobs(api).Get(ctx, jobs.GetJobRequest{JobId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults := map[string]string{}
+	for _, p := range j.Settings.Parameters {
+		defaults[p.Name] = p.Default
+	}
+	want := map[string]string{"traceparent": "", "tracestate": "", "baggage": "", "job_id": "{{job.id}}", "run_id": "{{job.run_id}}", "dataset": "", "load_seconds": "1"}
+	for k, v := range want {
+		if d, ok := defaults[k]; !ok || d != v {
+			t.Errorf("parameter %s default %q (defined %v), want %q", k, d, ok, v)
+		}
+	}
+	task := j.Settings.Tasks[0]
+	if task.NotebookTask.NotebookPath != "/Shared/t/nb" || len(task.Libraries) != 1 || task.Libraries[0].Pypi.Package != "opentelemetry-sdk==1.45.1" {
+		t.Errorf("task = %+v", task)
+	}
+	cluster := j.Settings.JobClusters[0].NewCluster
+	if cluster.DataSecurityMode != compute.DataSecurityModeDataSecurityModeDedicated || cluster.Kind != compute.KindClassicPreview || !cluster.IsSingleNode {
+		t.Errorf("cluster: access mode %q, kind %q, single node %t", cluster.DataSecurityMode, cluster.Kind, cluster.IsSingleNode)
+	}
+	env := cluster.SparkEnvVars
+	if env["APPLICATIONINSIGHTS_CONNECTION_STRING"] != "{{secrets/nbtrace/applicationinsights-connection-string}}" || env["OTEL_EXPORTER_OTLP_ENDPOINT"] != "https://otlp.example.com" {
+		t.Errorf("cluster env = %v", env)
+	}
+	b, _ := json.Marshal(j.Settings)
+	if strings.Contains(string(b), "InstrumentationKey=secret") {
+		t.Error("a secret is in the job definition")
+	}
+}
+
+func itoa(id int64) string { return strconv.FormatInt(id, 10) }
+
+func TestAppClientIDMustBeAGUID(t *testing.T) {
+	f := newWorkspace(t)
+	spec := testSpec()
+	spec.AppClientID = "app'); drop"
+	if _, err := Deploy(context.Background(), f.client(f.developer, 0), spec); err == nil || !strings.Contains(err.Error(), "not a GUID") {
+		t.Errorf("err = %v", err)
+	}
+}
