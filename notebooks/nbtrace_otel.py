@@ -9,15 +9,27 @@ any OTLP/HTTP backend as the job's environment says, stamps Python log
 records with the trace and span ids, and always flushes before the notebook
 ends, so that nothing is lost when the job cluster stops.
 
+Every run builds its own tracer and logger providers, with the run's
+resource, and shuts them down when it ends; nothing global is set. An
+interactive cluster runs a notebook many times in one Python process: each
+run exports its own spans once, with its own ids.
+
+Every span of a sampled parent is recorded (``ParentBased(ALWAYS_ON)``): a
+caller that sampled the trace gets all of it, one that did not (flags
+``00``) gets nothing, as on the Go side. ``OTEL_TRACES_SAMPLER`` (with
+``OTEL_TRACES_SAMPLER_ARG``), when set, chooses instead: the OpenTelemetry
+names, or Azure Monitor's ``microsoft.rate_limited`` and
+``microsoft.fixed_percentage``.
+
 Settings come from the environment of the job cluster, never from the
 notebook's source:
 
 ``APPLICATIONINSIGHTS_CONNECTION_STRING``
-    Export to Application Insights through ``azure-monitor-opentelemetry``.
-``APPLICATIONINSIGHTS_AUTHENTICATION_STRING``
-    ``Authorization=AAD[;ClientId=...]``: sign in to ingestion with Entra ID.
-``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``
-    Export over OTLP/HTTP (headers from ``OTEL_EXPORTER_OTLP_HEADERS``).
+    Export spans and log records to Application Insights, with
+    ``azure-monitor-opentelemetry-exporter``.
+``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT``
+    Export spans and log records over OTLP/HTTP (headers from
+    ``OTEL_EXPORTER_OTLP_HEADERS``).
 ``OTEL_SERVICE_NAME``
     ``service.name``, ``databricks-notebook`` by default.
 ``NBTRACE_FLUSH_TIMEOUT_MS``
@@ -29,7 +41,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -38,9 +50,18 @@ from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -55,6 +76,7 @@ __all__ = [
     "read_parameters",
     "resource_for",
     "run",
+    "sampler_from",
 ]
 
 TRACE_PARAMETERS: tuple[str, ...] = ("traceparent", "tracestate", "baggage")
@@ -172,22 +194,20 @@ class Settings:
     """Export settings, read from the environment."""
 
     connection_string: str = field(default="", repr=False)
-    authentication_string: str = field(default="", repr=False)
     otlp_traces_endpoint: str = ""
+    otlp_logs_endpoint: str = ""
     flush_timeout_ms: int = 30000
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read the settings; OTLP's traces endpoint as the exporter would."""
+        """Read the settings; OTLP's per-signal endpoints as the exporters would."""
         env = os.environ if environ is None else environ
-        traces = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
-        if not traces and env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-            traces = env["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"
+        base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").rstrip("/")
         timeout = env.get("NBTRACE_FLUSH_TIMEOUT_MS", "")
         return cls(
             connection_string=env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", ""),
-            authentication_string=env.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", ""),
-            otlp_traces_endpoint=traces,
+            otlp_traces_endpoint=env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "") or (base and base + "/v1/traces"),
+            otlp_logs_endpoint=env.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "") or (base and base + "/v1/logs"),
             flush_timeout_ms=int(timeout) if timeout.isdigit() else 30000,
         )
 
@@ -196,8 +216,7 @@ class Settings:
         targets = []
         if self.connection_string:
             endpoint = _connection_string_field(self.connection_string, "IngestionEndpoint") or "default endpoint"
-            auth = " with Entra ID" if self.authentication_string else ""
-            targets.append(f"Azure Monitor ({_host_of(endpoint)}{auth})")
+            targets.append(f"Azure Monitor ({_host_of(endpoint)})")
         if self.otlp_traces_endpoint:
             targets.append(f"OTLP/HTTP ({_host_of(self.otlp_traces_endpoint)})")
         return ", ".join(targets) or "nowhere (no exporter configured: spans stay in the notebook)"
@@ -216,44 +235,123 @@ def _host_of(url: str) -> str:
     return rest.split("/", 1)[0].rsplit("@", 1)[-1]
 
 
-def _credential(authentication_string: str) -> Any:
-    """An Entra ID credential for ``Authorization=AAD[;ClientId=...]``."""
-    if _connection_string_field(authentication_string, "Authorization").upper() != "AAD":
-        return None
-    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+def sampler_from(environ: Mapping[str, str] | None = None) -> Sampler:
+    """The sampler of a run: every span of a sampled parent, unless ``OTEL_TRACES_SAMPLER`` says otherwise.
 
-    client_id = _connection_string_field(authentication_string, "ClientId")
-    return ManagedIdentityCredential(client_id=client_id) if client_id else DefaultAzureCredential()
+    ``configure_azure_monitor`` would sample at 5 traces per second with a
+    rate limiter that starts near 0 % and ignores the parent's sampled flag,
+    dropping most runs' spans; this module never defaults to it. An
+    explicit ``OTEL_TRACES_SAMPLER`` is honoured: ``always_on``,
+    ``always_off``, ``traceidratio``, their ``parentbased_`` forms, and
+    Azure Monitor's ``microsoft.rate_limited`` (traces per second, 5 by
+    default) and ``microsoft.fixed_percentage`` (a ratio, 1.0 by default),
+    with ``OTEL_TRACES_SAMPLER_ARG``. An unknown name is logged and the
+    default used.
+    """
+    env = os.environ if environ is None else environ
+    name = env.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+    raw = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+
+    def arg(default: float) -> float:
+        try:
+            return float(raw) if raw else default
+        except ValueError:
+            log.warning("OTEL_TRACES_SAMPLER_ARG=%r is not a number; using %s", raw, default)
+            return default
+
+    if name in ("", "parentbased_always_on"):
+        return ParentBased(ALWAYS_ON)
+    if name in ("microsoft.rate_limited", "microsoft.fixed_percentage", "microsoft.fixed.percentage"):
+        from azure.monitor.opentelemetry.exporter import ApplicationInsightsSampler, RateLimitedSampler
+
+        if name == "microsoft.rate_limited":
+            return RateLimitedSampler(target_spans_per_second_limit=arg(5.0))
+        return ApplicationInsightsSampler(sampling_ratio=arg(1.0))
+    samplers: dict[str, Callable[[], Sampler]] = {
+        "always_on": lambda: ALWAYS_ON,
+        "always_off": lambda: ALWAYS_OFF,
+        "traceidratio": lambda: TraceIdRatioBased(arg(1.0)),
+        "parentbased_always_off": lambda: ParentBased(ALWAYS_OFF),
+        "parentbased_traceidratio": lambda: ParentBased(TraceIdRatioBased(arg(1.0))),
+    }
+    if name not in samplers:
+        log.warning(
+            "OTEL_TRACES_SAMPLER=%r is not a sampler this module knows; every span of a sampled parent is kept", name
+        )
+        return ParentBased(ALWAYS_ON)
+    return samplers[name]()
 
 
-def _providers(settings: Settings, resource: Resource) -> tuple[TracerProvider, list[Any]]:
-    """Build the tracer provider (and log providers to flush) for settings."""
-    processors = []
+# Process-wide services of the Azure Monitor exporter that a run's exporters
+# would start and tie to the first run: the control plane's hourly polling of
+# settings.sdk.monitor.azure.com, and SDK statistics sent to the first run's
+# resource. Off unless the environment says otherwise.
+_AZURE_MONITOR_DEFAULTS = {
+    "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+    "APPLICATIONINSIGHTS_SDKSTATS_DISABLED": "true",
+}
+
+
+@dataclass
+class _Pipeline:
+    """One run's providers and what to close when it ends."""
+
+    tracer_provider: TracerProvider
+    logger_provider: LoggerProvider | None = None
+    handler: logging.Handler | None = None
+    clients: list[Any] = field(default_factory=list)
+
+    def close(self, timeout_ms: int) -> None:
+        """Flush every span and log record, then shut the providers down and close their connections."""
+        providers: list[Any] = [self.tracer_provider]
+        if self.logger_provider is not None:
+            providers.append(self.logger_provider)
+        _flush(providers, timeout_ms)
+        if self.handler is not None:
+            log.removeHandler(self.handler)
+        for p in providers:
+            try:
+                p.shutdown()
+            except Exception:
+                log.exception("telemetry shutdown failed")
+        for client in self.clients:
+            client.close()
+
+
+def _pipeline(settings: Settings, resource: Resource, sampler: Sampler) -> _Pipeline:
+    """Build one run's providers, exporting where settings say."""
+    pipeline = _Pipeline(tracer_provider=TracerProvider(resource=resource, sampler=sampler))
+    span_exporters: list[Any] = []
+    log_exporters: list[Any] = []
     if settings.otlp_traces_endpoint:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        processors.append(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_traces_endpoint)))
+        span_exporters.append(OTLPSpanExporter(endpoint=settings.otlp_traces_endpoint))
+        if settings.otlp_logs_endpoint:
+            log_exporters.append(OTLPLogExporter(endpoint=settings.otlp_logs_endpoint))
     if settings.connection_string:
-        from azure.monitor.opentelemetry import configure_azure_monitor
+        for key, value in _AZURE_MONITOR_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        from azure.monitor.opentelemetry.exporter import AzureMonitorLogExporter, AzureMonitorTraceExporter
 
-        configure_azure_monitor(
-            connection_string=settings.connection_string,
-            credential=_credential(settings.authentication_string),
-            resource=resource,
-            span_processors=processors,
-            logger_name=LOGGER_NAME,
-            enable_live_metrics=False,
-        )
-        from opentelemetry._logs import get_logger_provider
+        common: dict[str, Any] = {"connection_string": settings.connection_string, "disable_offline_storage": True}
+        traces = AzureMonitorTraceExporter(tracer_provider=pipeline.tracer_provider, **common)
+        logs = AzureMonitorLogExporter(**common)
+        span_exporters.append(traces)
+        log_exporters.append(logs)
+        pipeline.clients += [traces.client, logs.client]
+    for exporter in span_exporters:
+        pipeline.tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    if log_exporters:
+        from opentelemetry.instrumentation.logging.handler import LoggingHandler
 
-        provider = trace.get_tracer_provider()
-        if not isinstance(provider, TracerProvider):
-            raise RuntimeError("Azure Monitor did not install an SDK tracer provider")
-        return provider, [get_logger_provider()]
-    provider = TracerProvider(resource=resource)
-    for processor in processors:
-        provider.add_span_processor(processor)
-    return provider, []
+        pipeline.logger_provider = LoggerProvider(resource=resource)
+        for exporter in log_exporters:
+            pipeline.logger_provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+        pipeline.handler = LoggingHandler(logger_provider=pipeline.logger_provider)
+        log.addHandler(pipeline.handler)
+    return pipeline
 
 
 class TraceLogFilter(logging.Filter):
@@ -359,9 +457,10 @@ def run(
     """
     _correlate_logging()
     settings = settings or Settings.from_environ(environ)
-    to_flush: list[Any] = []
+    pipeline: _Pipeline | None = None
     if tracer_provider is None:
-        tracer_provider, to_flush = _providers(settings, resource_for(params, environ))
+        pipeline = _pipeline(settings, resource_for(params, environ), sampler_from(environ))
+        tracer_provider = pipeline.tracer_provider
     log.info("telemetry goes to %s", settings.describe())
     ctx, problem = parent_context(params)
     if problem:
@@ -398,12 +497,15 @@ def run(
                 log.info("the notebook finished")
     finally:
         otel_context.detach(token)
-        _flush(tracer_provider, to_flush, settings.flush_timeout_ms)
+        if pipeline is not None:
+            pipeline.close(settings.flush_timeout_ms)
+        else:
+            _flush([tracer_provider], settings.flush_timeout_ms)
 
 
-def _flush(provider: TracerProvider, others: list[Any], timeout_ms: int) -> None:
+def _flush(providers: list[Any], timeout_ms: int) -> None:
     """Flush spans and log records; report, never raise, a flush failure."""
-    for p in [provider, *others]:
+    for p in providers:
         flush = getattr(p, "force_flush", None)
         if flush is None:
             continue

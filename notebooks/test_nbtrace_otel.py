@@ -238,9 +238,10 @@ def test_otlp_export_reaches_the_endpoint_before_run_returns() -> None:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            req = ExportTraceServiceRequest()
-            req.ParseFromString(body)
-            received.append(req)
+            if self.path == "/v1/traces":  # log records go to /v1/logs
+                req = ExportTraceServiceRequest()
+                req.ParseFromString(body)
+                received.append(req)
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
             self.end_headers()

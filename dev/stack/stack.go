@@ -17,12 +17,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/tailscale/hujson"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
@@ -34,6 +36,7 @@ import (
 	"github.com/nbtrace/nbtrace/dev/dbxstandin"
 	"github.com/nbtrace/nbtrace/dev/entra"
 	"github.com/nbtrace/nbtrace/dev/funchost"
+	"github.com/nbtrace/nbtrace/dev/ingestion"
 	"github.com/nbtrace/nbtrace/dev/otlpsink"
 	"github.com/nbtrace/nbtrace/dev/stage"
 	"github.com/nbtrace/nbtrace/handler/databricks"
@@ -80,6 +83,11 @@ type Options struct {
 	// Auth is how the handler signs in to Databricks: AuthIdentity (the
 	// default, as in Azure) or AuthToken.
 	Auth Auth
+	// AppInsights starts an Application Insights ingestion stand-in
+	// (Stack.Ingestion): the handler exports to it besides the sink, and
+	// the notebook job to it alone, its connection string reaching the
+	// notebook through the job's secret scope as in Azure.
+	AppInsights bool
 }
 
 // Auth is a way of signing in to Databricks.
@@ -113,9 +121,14 @@ type Stack struct {
 	JobID int64
 	// Identity is the app's managed identity under AuthIdentity.
 	Identity *entra.Principal
-	hostSrv  *http.Server
-	conns    connTracker
-	stop     []func() error
+	// Ingestion is the Application Insights ingestion stand-in under
+	// Options.AppInsights, and AppInsightsConnectionString its connection
+	// string.
+	Ingestion                   *ingestion.Server
+	AppInsightsConnectionString string
+	hostSrv                     *http.Server
+	conns                       connTracker
+	stop                        []func() error
 }
 
 // Start stages the app, starts the sink and the host (which starts the
@@ -193,6 +206,16 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return hostTP.Shutdown(sctx)
 	})
 
+	var telemetryEnv []string
+	if o.AppInsights {
+		s.Ingestion = &ingestion.Server{}
+		url, err := s.serve(s.Ingestion)
+		if err != nil {
+			return nil, fmt.Errorf("ingestion stand-in: %w", err)
+		}
+		s.AppInsightsConnectionString = "InstrumentationKey=" + uuid.NewString() + ";IngestionEndpoint=" + url + "/"
+		telemetryEnv = append(telemetryEnv, "APPLICATIONINSIGHTS_CONNECTION_STRING="+s.AppInsightsConnectionString)
+	}
 	dbxEnv, err := s.startDatabricks(ctx, o)
 	if err != nil {
 		return nil, err
@@ -209,7 +232,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		"FUNCTIONS_WORKER_RUNTIME=custom",
 		"OTEL_EXPORTER_OTLP_ENDPOINT=" + s.OTLPURL,
 		"OTEL_BSP_SCHEDULE_DELAY=100",
-	}, dbxEnv...)
+	}, slices.Concat(telemetryEnv, dbxEnv)...)
 	env = append(env, values...)
 	env = append(env, o.Env...)
 	host, err := funchost.Start(ctx, funchost.Config{
@@ -259,9 +282,11 @@ func (s *Stack) startDatabricks(ctx context.Context, o Options) ([]string, error
 	if opts.Runner == nil {
 		opts.Runner = NotebookRunner(o.RepoRoot, o.Log)
 	}
-	env := map[string]string{
-		// The notebook exports to the same sink as everything else.
-		"OTEL_EXPORTER_OTLP_ENDPOINT": s.OTLPURL,
+	// The notebook exports to the same sink as everything else, or to
+	// Application Insights alone.
+	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": s.OTLPURL}
+	if o.AppInsights {
+		env = map[string]string{"APPLICATIONINSIGHTS_CONNECTION_STRING": s.AppInsightsConnectionString}
 	}
 	var handlerEnv []string
 	deployOpts := deploy.DefaultOptions(o.RepoRoot)

@@ -2,17 +2,13 @@ package appinsights
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,78 +20,12 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	ingest "github.com/nbtrace/nbtrace/dev/ingestion"
 )
 
-// ingestion is a fake Application Insights ingestion endpoint that keeps
-// every envelope posted to /v2.1/track and answers as the service does.
-type ingestion struct {
-	mu        sync.Mutex
-	envelopes []map[string]any
-	requests  []*http.Request
-	answer    func(n int, attempt int) (status int, body string, header map[string]string)
-	attempts  int
-}
-
-func (in *ingestion) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// The Python exporter joins the endpoint's trailing slash with its own:
-	// //v2.1/track.
-	if r.Method != http.MethodPost || strings.TrimLeft(r.URL.Path, "/") != "v2.1/track" {
-		http.NotFound(w, r)
-		return
-	}
-	var body io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		gz, err := gzip.NewReader(r.Body)
-		if err != nil {
-			http.Error(w, "bad gzip", 400)
-			return
-		}
-		body = gz
-	}
-	raw, _ := io.ReadAll(body)
-	var items []map[string]any
-	if bytes.HasPrefix(bytes.TrimSpace(raw), []byte("[")) {
-		_ = json.Unmarshal(raw, &items)
-	} else {
-		for _, line := range bytes.Split(raw, []byte("\n")) {
-			var m map[string]any
-			if json.Unmarshal(line, &m) == nil {
-				items = append(items, m)
-			}
-		}
-	}
-	in.mu.Lock()
-	in.attempts++
-	attempt := in.attempts
-	in.requests = append(in.requests, r)
-	answer := in.answer
-	in.mu.Unlock()
-	status, resp, header := http.StatusOK, "", map[string]string(nil)
-	if answer != nil {
-		status, resp, header = answer(len(items), attempt)
-	}
-	if status == http.StatusOK || status == http.StatusPartialContent {
-		in.mu.Lock()
-		in.envelopes = append(in.envelopes, items...)
-		in.mu.Unlock()
-	}
-	if resp == "" {
-		b, _ := json.Marshal(map[string]any{"itemsReceived": len(items), "itemsAccepted": len(items), "errors": []any{}})
-		resp = string(b)
-	}
-	for k, v := range header {
-		w.Header().Set(k, v)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, resp)
-}
-
-func (in *ingestion) got() []map[string]any {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return append([]map[string]any(nil), in.envelopes...)
-}
+// ingestion is the stand-in ingestion endpoint.
+type ingestion = ingest.Server
 
 type fixtureSpan struct {
 	Name, Kind, TraceID, SpanID, ParentID, Status, Description string
@@ -225,7 +155,7 @@ func TestEnvelopesMatchThePythonExporter(t *testing.T) {
 		t.Fatalf("the Python exporter: %v\n%s", err, out)
 	}
 
-	goEnv, pyEnv := index(t, goIn.got()), index(t, pyIn.got())
+	goEnv, pyEnv := index(t, goIn.Envelopes()), index(t, pyIn.Envelopes())
 	if len(goEnv) != len(pyEnv) || len(goEnv) != len(spans)+2 {
 		t.Errorf("%d envelopes from Go, %d from Python, want %d (one per span, two span events)", len(goEnv), len(pyEnv), len(spans)+2)
 	}

@@ -25,7 +25,7 @@ func TestLogRecordsBecomeMessages(t *testing.T) {
 	logger.WarnContext(ctx, "validate answered", "status", 502, "dependency", "service-a")
 	span.End()
 	flush(t, tx)
-	got := in.got()
+	got := in.Envelopes()
 	if len(got) != 1 {
 		t.Fatalf("%d envelopes", len(got))
 	}
@@ -70,7 +70,7 @@ func TestMetricPointsBecomeMetrics(t *testing.T) {
 	}
 	flush(t, tx)
 	byName := map[string]map[string]any{}
-	for _, e := range in.got() {
+	for _, e := range in.Envelopes() {
 		base := e["data"].(map[string]any)["baseData"].(map[string]any)
 		point := base["metrics"].([]any)[0].(map[string]any)
 		point["properties"] = base["properties"]

@@ -48,13 +48,13 @@ func TestSendsGzipBatches(t *testing.T) {
 	tx, _ := start(t, in, Options{MaxBatch: 4})
 	tx.Enqueue(envs(10))
 	flush(t, tx)
-	if got := len(in.got()); got != 10 {
+	if got := len(in.Envelopes()); got != 10 {
 		t.Fatalf("%d envelopes arrived, want 10", got)
 	}
-	if len(in.requests) < 3 {
-		t.Errorf("%d posts for 10 envelopes in batches of 4", len(in.requests))
+	if len(in.Requests()) < 3 {
+		t.Errorf("%d posts for 10 envelopes in batches of 4", len(in.Requests()))
 	}
-	for _, r := range in.requests {
+	for _, r := range in.Requests() {
 		if r.Header.Get("Content-Encoding") != "gzip" || r.Header.Get("Authorization") != "" {
 			t.Errorf("headers %v", r.Header)
 		}
@@ -68,7 +68,7 @@ func TestSendsGzipBatches(t *testing.T) {
 // retriable status are sent again, the others dropped and counted.
 func TestPartialSuccessRetriesOnlyRetriableItems(t *testing.T) {
 	in := &ingestion{}
-	in.answer = func(n, attempt int) (int, string, map[string]string) {
+	in.Answer = func(n, attempt int) (int, string, map[string]string) {
 		if attempt == 1 {
 			return http.StatusPartialContent, `{"itemsReceived":4,"itemsAccepted":2,"errors":[{"index":1,"statusCode":500,"message":"later"},{"index":3,"statusCode":400,"message":"bad field"}]}`, nil
 		}
@@ -77,7 +77,7 @@ func TestPartialSuccessRetriesOnlyRetriableItems(t *testing.T) {
 	tx, _ := start(t, in, Options{})
 	tx.Enqueue(envs(4))
 	flush(t, tx)
-	got := in.got()
+	got := in.Envelopes()
 	// 206 kept all four (the fake stores what it received), then the
 	// retriable one came again.
 	if len(got) != 5 {
@@ -95,7 +95,7 @@ func TestPartialSuccessRetriesOnlyRetriableItems(t *testing.T) {
 func TestRetryAfterIsHonoured(t *testing.T) {
 	in := &ingestion{}
 	var first, second atomic.Int64
-	in.answer = func(n, attempt int) (int, string, map[string]string) {
+	in.Answer = func(n, attempt int) (int, string, map[string]string) {
 		if attempt == 1 {
 			first.Store(time.Now().UnixNano())
 			return http.StatusTooManyRequests, `{}`, map[string]string{"Retry-After": "1"}
@@ -125,12 +125,12 @@ func TestGivesUpAndCounts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := &ingestion{answer: func(int, int) (int, string, map[string]string) { return tt.status, `{}`, nil }}
+			in := &ingestion{Answer: func(int, int) (int, string, map[string]string) { return tt.status, `{}`, nil }}
 			tx, _ := start(t, in, Options{MaxAttempts: 3})
 			tx.Enqueue(envs(5))
 			flush(t, tx)
-			if len(in.requests) != tt.wantPosts {
-				t.Errorf("%d posts, want %d", len(in.requests), tt.wantPosts)
+			if len(in.Requests()) != tt.wantPosts {
+				t.Errorf("%d posts, want %d", len(in.Requests()), tt.wantPosts)
 			}
 			if s := tx.Stats(); s.DroppedRejected != 5 || s.Sent != 0 {
 				t.Errorf("stats %+v, want 5 dropped", s)
@@ -189,7 +189,7 @@ func (f *fakeCredential) GetToken(_ context.Context, o policy.TokenRequestOption
 
 func TestEntraIDToken(t *testing.T) {
 	in := &ingestion{}
-	in.answer = func(n, attempt int) (int, string, map[string]string) {
+	in.Answer = func(n, attempt int) (int, string, map[string]string) {
 		if attempt == 2 {
 			return http.StatusUnauthorized, `{}`, nil
 		}
@@ -202,7 +202,7 @@ func TestEntraIDToken(t *testing.T) {
 		flush(t, tx)
 	}
 	var auth []string
-	for _, r := range in.requests {
+	for _, r := range in.Requests() {
 		auth = append(auth, r.Header.Get("Authorization"))
 	}
 	// One token until the 401, then a fresh one.

@@ -1,9 +1,10 @@
 #!/bin/sh
-# After `azd provision`: upload the notebook and create or update the
-# Databricks job (go run ./deploy, signed in as the deploying user through
-# the Azure CLI, who has Contributor on the workspace), then store the job id
-# where the app reads it: the azd environment (so the next provision keeps
-# it) and the Function App's settings. No portal step, no secret copied by
+# After `azd provision`: upload the notebook, create or update the
+# Databricks job and let the app's managed identity run it (go run ./deploy,
+# signed in as the deploying user through the Azure CLI, who has
+# Contributor on the workspace and so is let in as an admin), then store
+# the job id where the app reads it: the azd environment (so the next
+# provision keeps it) and the Function App's settings. No portal step, no secret copied by
 # hand: the App Insights connection string goes from the resource straight
 # into the Databricks secret scope.
 set -eu
@@ -12,12 +13,14 @@ set -eu
 : "${AZURE_RESOURCE_GROUP:?}"
 : "${AZURE_FUNCTION_APP_NAME:?}"
 : "${APPLICATIONINSIGHTS_RESOURCE_ID:?}"
+: "${AZURE_CLIENT_ID:?}"
 
 APPLICATIONINSIGHTS_CONNECTION_STRING=$(az resource show --ids "$APPLICATIONINSIGHTS_RESOURCE_ID" --query properties.ConnectionString -o tsv)
 export APPLICATIONINSIGHTS_CONNECTION_STRING DATABRICKS_HOST DATABRICKS_AZURE_RESOURCE_ID
+app_client_id=$AZURE_CLIENT_ID
 unset DATABRICKS_TOKEN AZURE_CLIENT_ID # sign in as the deploying user, not the app's identity
 
-out=$(go run ./deploy)
+out=$(go run ./deploy -app-client-id "$app_client_id")
 job_id=$(printf '%s\n' "$out" | sed -n 's/^DATABRICKS_JOB_ID=//p')
 [ -n "$job_id" ] || { echo "the deploy step printed no job id" >&2; exit 1; }
 

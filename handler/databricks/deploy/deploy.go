@@ -316,7 +316,9 @@ func NewJobSpec(getenv func(string) string, o Options) (JobSpec, error) {
 	}
 	// Telemetry settings reach the notebook as cluster environment
 	// variables; those that can hold credentials through the secret scope.
-	for _, k := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"} {
+	// APPLICATIONINSIGHTS_AUTHENTICATION_STRING is not passed on: a job
+	// cluster has no managed identity for notebook code to sign in with.
+	for _, k := range NotebookSettings {
 		if v := getenv(k); v != "" {
 			spec.EnvVars[k] = v
 		}
@@ -332,6 +334,11 @@ func NewJobSpec(getenv func(string) string, o Options) (JobSpec, error) {
 // RuntimeVersion is the Databricks Runtime of the job cluster, 17.3 LTS:
 // notebooks/requirements-job.txt is pinned against what it ships.
 const RuntimeVersion = "17.3.x-scala2.13"
+
+// NotebookSettings are the telemetry settings of the deploy step's
+// environment that reach the notebook as they are.
+var NotebookSettings = []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+	"OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"}
 
 // DefaultOptions are the deploy step's defaults, relative to the
 // project's root.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -217,5 +218,45 @@ func TestAppClientIDMustBeAGUID(t *testing.T) {
 	spec.AppClientID = "app'); drop"
 	if _, err := Deploy(context.Background(), f.client(f.developer, 0), spec); err == nil || !strings.Contains(err.Error(), "not a GUID") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestRequirementsArePinnedAgainstTheRuntime: the job's packages say which
+// runtime they were pinned against, and it is the one the job runs.
+func TestRequirementsArePinnedAgainstTheRuntime(t *testing.T) {
+	o := DefaultOptions("../../..")
+	b, err := os.ReadFile(o.Requirements)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "Pinned against Databricks Runtime 17.3 LTS ("+RuntimeVersion) {
+		t.Errorf("%s does not say it is pinned against %s", o.Requirements, RuntimeVersion)
+	}
+	libs, err := ReadRequirements(o.Requirements)
+	if err != nil || len(libs) < 10 {
+		t.Fatalf("%d requirements, %v", len(libs), err)
+	}
+	if o.SparkVersion != RuntimeVersion {
+		t.Errorf("the job cluster runs %s", o.SparkVersion)
+	}
+}
+
+// TestNotebookSettings: the telemetry settings reach the notebook, secrets
+// through the scope; the Entra sign-in string, which a job cluster has no
+// identity for, does not.
+func TestNotebookSettings(t *testing.T) {
+	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otlp", "OTEL_TRACES_SAMPLER": "always_on",
+		"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=k", "OTEL_EXPORTER_OTLP_HEADERS": "a=b",
+		"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD"}
+	spec, err := NewJobSpec(func(k string) string { return env[k] }, DefaultOptions("../../.."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.EnvVars["OTEL_EXPORTER_OTLP_ENDPOINT"] != "https://otlp" || spec.EnvVars["OTEL_TRACES_SAMPLER"] != "always_on" ||
+		spec.SecretEnvVars["APPLICATIONINSIGHTS_CONNECTION_STRING"] != "InstrumentationKey=k" || spec.SecretEnvVars["OTEL_EXPORTER_OTLP_HEADERS"] != "a=b" {
+		t.Errorf("env %v, secrets %v", spec.EnvVars, spec.SecretEnvVars)
+	}
+	if _, ok := spec.EnvVars["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]; ok {
+		t.Error("the Entra sign-in string was passed to a cluster without an identity")
 	}
 }

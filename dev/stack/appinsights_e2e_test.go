@@ -1,0 +1,104 @@
+package stack
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestNotebookRunsReachApplicationInsights: the notebook, run by papermill
+// in a fresh process for each run as on a job cluster, with nothing but the
+// Application Insights connection string (through the job's secret scope),
+// sends every run to ingestion: a Request in the caller's operation whose
+// parent is the PRODUCER span, its steps as dependencies under it, its log
+// records as Messages of the same operation. No run is sampled away.
+func TestNotebookRunsReachApplicationInsights(t *testing.T) {
+	root := requirePython(t)
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "stack.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := false
+	s, err := Start(t.Context(), Options{RepoRoot: root, Addr: "127.0.0.1:0", OTLPAddr: "127.0.0.1:0", Forwarding: &fwd,
+		Log: logFile, Env: []string{"SIMULATE_LATENCY=20ms", "OTEL_BSP_SCHEDULE_DELAY=50"}, AppInsights: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.Stop()
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			t.Logf("stack log:\n%s", b)
+		}
+	})
+	const runs = 3
+	for i := range runs {
+		traceID := fmt.Sprintf("a1b2c3d4e5f6%020x", i+1)
+		res, body := post(t, s.URL+"/api/notebook?wait=120s", notebookBody, map[string]string{"traceparent": "00-" + traceID + "-00f067aa0ba902b7-01"})
+		if res.StatusCode != http.StatusOK || body["run"].(map[string]any)["resultState"] != "SUCCESS" {
+			t.Fatalf("run %d: %d %v", i, res.StatusCode, body)
+		}
+		spans := waitTrace(t, s, traceID, 20)
+		producer := one(t, spans, "PRODUCER", "nbtrace", "run-now job "+strconv.FormatInt(s.JobID, 10))
+
+		// The run's envelopes, by the notebook's cloud role.
+		var request map[string]any
+		deadline := time.Now().Add(30 * time.Second)
+		var nb []map[string]any
+		for time.Now().Before(deadline) {
+			nb = nb[:0]
+			for _, e := range s.Ingestion.Envelopes() {
+				tags, _ := e["tags"].(map[string]any)
+				if tags["ai.cloud.role"] == "databricks-notebook" && tags["ai.operation.id"] == traceID {
+					nb = append(nb, e)
+				}
+			}
+			if len(nb) >= 8 { // a Request, 4 steps, 3 Messages at least
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		ids := map[string]string{}
+		var messages int
+		for _, e := range nb {
+			base := e["data"].(map[string]any)["baseData"].(map[string]any)
+			parent := e["tags"].(map[string]any)["ai.operation.parentId"]
+			switch e["name"] {
+			case "Microsoft.ApplicationInsights.Request":
+				if request != nil {
+					t.Errorf("run %d: two Requests", i)
+				}
+				request = base
+				if parent != producer.SpanID || base["name"] != "notebook distributed_tracing" || base["success"] != true {
+					t.Errorf("run %d: Request %v under %v, want under the PRODUCER span %s", i, base, parent, producer.SpanID)
+				}
+			case "Microsoft.ApplicationInsights.RemoteDependency":
+				if base["type"] != "InProc" {
+					t.Errorf("run %d: step %v is not InProc", i, base)
+				}
+				ids[base["name"].(string)] = base["id"].(string) + " <- " + fmt.Sprint(parent)
+			case "Microsoft.ApplicationInsights.Message":
+				messages++
+			}
+		}
+		if request == nil {
+			t.Fatalf("run %d: no Request from the notebook in %d envelopes", i, len(nb))
+		}
+		nbID := request["id"].(string)
+		for _, step := range []string{"extract", "transform", "load"} {
+			if got := ids[step]; len(got) < 20 || got[len(got)-16:] != nbID {
+				t.Errorf("run %d: step %s = %q, want a child of the notebook's Request %s", i, step, got, nbID)
+			}
+		}
+		if got := ids["aggregate"]; len(got) < 20 || got[len(got)-16:] != ids["transform"][:16] {
+			t.Errorf("run %d: aggregate = %q, want a child of transform %q", i, got, ids["transform"])
+		}
+		if messages < 3 {
+			t.Errorf("run %d: %d log records arrived as Messages of the operation, want at least 3", i, messages)
+		}
+	}
+}

@@ -1,0 +1,186 @@
+"""The module's export pipeline, end to end: the real exporters against local ingestion and OTLP endpoints."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace.sampling import ParentBased
+
+import nbtrace_otel as nbt
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+IKEY = "00000000-0000-0000-0000-0000000000a1"
+
+
+class Endpoints:
+    """Application Insights ingestion (/v2.1/track) and OTLP/HTTP (/v1/traces, /v1/logs) on one loopback port."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[dict[str, Any]] = []
+        self.spans: list[tuple[dict[str, Any], Any]] = []  # (resource attributes, span)
+        self.logs: list[Any] = []
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                path = self.path.lstrip("/")
+                with lock:
+                    if path == "v2.1/track":
+                        items = json.loads(body)
+                        outer.envelopes += items
+                        answer = {"itemsReceived": len(items), "itemsAccepted": len(items), "errors": []}
+                        return self.reply(200, json.dumps(answer).encode(), "application/json")
+                    if path == "v1/traces":
+                        req = ExportTraceServiceRequest()
+                        req.ParseFromString(body)
+                        for rs in req.resource_spans:
+                            res = {a.key: a.value for a in rs.resource.attributes}
+                            outer.spans += [(res, s) for ss in rs.scope_spans for s in ss.spans]
+                        return self.reply(200, b"", "application/x-protobuf")
+                    if path == "v1/logs":
+                        logs = ExportLogsServiceRequest()
+                        logs.ParseFromString(body)
+                        outer.logs += [r for rl in logs.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+                        return self.reply(200, b"", "application/x-protobuf")
+                self.reply(404, b"", "text/plain")
+
+            def reply(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def connection_string(self) -> str:
+        return f"InstrumentationKey={IKEY};IngestionEndpoint={self.url}/"
+
+    def of_kind(self, name: str) -> list[dict[str, Any]]:
+        return [e for e in self.envelopes if e["name"] == f"Microsoft.ApplicationInsights.{name}"]
+
+
+@pytest.fixture
+def endpoints() -> Iterator[Endpoints]:
+    e = Endpoints()
+    yield e
+    e.server.shutdown()
+
+
+def params(run_id: str = "22", flags: str = "01") -> dict[str, str]:
+    values = dict.fromkeys(nbt.PARAMETERS, "")
+    values.update(job_id="11", run_id=run_id, traceparent=f"00-{TRACE_ID}-{PARENT_ID}-{flags}")
+    return values
+
+
+def test_every_span_of_a_sampled_parent_reaches_application_insights(endpoints: Endpoints) -> None:
+    """With nothing but the connection string: the run's Request, every step, every log record; no sampling."""
+    with nbt.run(params(), environ={"APPLICATIONINSIGHTS_CONNECTION_STRING": endpoints.connection_string}) as run:
+        for i in range(40):
+            with run.step(f"step {i}"):
+                nbt.log.info("step %d done", i)
+    (request,) = endpoints.of_kind("Request")
+    assert request["tags"]["ai.operation.id"] == TRACE_ID
+    assert request["tags"]["ai.operation.parentId"] == PARENT_ID
+    assert request["iKey"] == IKEY
+    steps = endpoints.of_kind("RemoteDependency")
+    assert len(steps) == 40
+    request_id = request["data"]["baseData"]["id"]
+    assert all(
+        s["tags"]["ai.operation.parentId"] == request_id and s["data"]["baseData"]["type"] == "InProc" for s in steps
+    )
+    assert all(e.get("sampleRate", 100.0) == 100.0 for e in endpoints.envelopes)
+    messages = [m for m in endpoints.of_kind("Message") if m["data"]["baseData"]["message"].startswith("step ")]
+    assert len(messages) == 40
+    assert {m["tags"]["ai.operation.id"] for m in messages} == {TRACE_ID}
+
+
+def test_unsampled_parent_records_nothing(endpoints: Endpoints) -> None:
+    """A caller that did not sample (flags 00): no span of the run is exported, whatever the exporter's sampler."""
+    environ = {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": endpoints.connection_string,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoints.url,
+    }
+    with nbt.run(params(flags="00"), environ=environ) as run, run.step("extract"):
+        pass
+    assert endpoints.of_kind("Request") == [] and endpoints.of_kind("RemoteDependency") == []
+    assert endpoints.spans == []
+
+
+@pytest.mark.parametrize(
+    ("name", "arg", "description"),
+    [
+        ("", "", "ParentBased{root:AlwaysOnSampler"),
+        ("parentbased_always_on", "", "ParentBased{root:AlwaysOnSampler"),
+        ("always_off", "", "AlwaysOffSampler"),
+        ("traceidratio", "0.25", "TraceIdRatioBased{0.25}"),
+        ("parentbased_traceidratio", "0.5", "ParentBased{root:TraceIdRatioBased{0.5}"),
+        ("microsoft.rate_limited", "7", "RateLimitedSampler{7.0}"),
+        ("microsoft.fixed_percentage", "0.3", "ApplicationInsightsSampler0.3"),
+        ("no-such-sampler", "", "ParentBased{root:AlwaysOnSampler"),
+    ],
+)
+def test_sampler_from(name: str, arg: str, description: str) -> None:
+    sampler = nbt.sampler_from({"OTEL_TRACES_SAMPLER": name, "OTEL_TRACES_SAMPLER_ARG": arg})
+    assert sampler.get_description().startswith(description)
+
+
+def test_default_sampler_follows_the_parent() -> None:
+    assert isinstance(nbt.sampler_from({}), ParentBased)
+
+
+def test_an_explicit_sampler_is_honoured(endpoints: Endpoints) -> None:
+    environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoints.url, "OTEL_TRACES_SAMPLER": "always_off"}
+    with nbt.run(params(), environ=environ) as run, run.step("extract"):
+        pass
+    assert endpoints.spans == []
+
+
+def test_runs_in_one_process_export_their_own(endpoints: Endpoints, caplog: pytest.LogCaptureFixture) -> None:
+    """An interactive cluster: three runs in one process, each exported once, with its own run id; nothing piles up."""
+    environ = {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": endpoints.connection_string,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoints.url,
+    }
+    handlers = list(nbt.log.handlers)
+    threads = []
+    with caplog.at_level(logging.WARNING):
+        for run_id in ("101", "102", "103"):
+            with nbt.run(params(run_id=run_id), environ=environ) as run, run.step("load"):
+                nbt.log.info("run %s loaded", run_id)
+            assert nbt.log.handlers == handlers, "a run left a log handler behind"
+            threads.append(threading.active_count())
+    assert "Overriding" not in caplog.text
+    assert threads[2] <= threads[0], f"threads grew run after run: {threads}"
+    requests = endpoints.of_kind("Request")
+    assert sorted(r["data"]["baseData"]["properties"]["databricks.run.id"] for r in requests) == ["101", "102", "103"]
+    roots = [(res, s) for res, s in endpoints.spans if s.name == "notebook distributed_tracing"]
+    assert sorted(res["databricks.run.id"].int_value for res, _ in roots) == [101, 102, 103]
+    run_of_root = {s.span_id: res["databricks.run.id"].int_value for res, s in roots}
+    loads = [(res, s) for res, s in endpoints.spans if s.name == "load"]
+    assert len(loads) == 3
+    for res, span in loads:
+        assert res["databricks.run.id"].int_value == run_of_root[span.parent_span_id], "a step carries another run's id"
+    assert len(endpoints.logs) >= 3 and all(
+        format(int.from_bytes(r.trace_id, "big"), "032x") == TRACE_ID for r in endpoints.logs if r.trace_id
+    )
