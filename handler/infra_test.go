@@ -204,3 +204,34 @@ func TestAzureYAMLDeploysTheStagedFolder(t *testing.T) {
 		}
 	}
 }
+
+// TestTheAppHoldsNoRoleOnTheWorkspace: the app's identity gets nothing on
+// the Databricks workspace resource (the deploy step grants it
+// CAN_MANAGE_RUN on the job inside Databricks); the deploying user's
+// Contributor names its principal type.
+func TestTheAppHoldsNoRoleOnTheWorkspace(t *testing.T) {
+	files := bicepFiles(t)
+	for _, name := range []string{"databricks.bicep", "databricks-access.bicep"} {
+		text, ok := files["../infra/app/"+name]
+		if !ok {
+			t.Fatalf("no infra/app/%s", name)
+		}
+		if strings.Contains(text, "identityPrincipalId") {
+			t.Errorf("%s gives the app's identity a role on the workspace", name)
+		}
+		if !strings.Contains(text, "principalType: ") {
+			t.Errorf("%s assigns a role without a principal type", name)
+		}
+	}
+	main, ok := files["../infra/main.bicep"]
+	if !ok {
+		t.Fatal("no infra/main.bicep")
+	}
+	for _, module := range []string{"app/databricks.bicep", "app/databricks-access.bicep"} {
+		block := main[strings.Index(main, module):]
+		block = block[:strings.Index(block, "\n}\n")]
+		if strings.Contains(block, "identity.outputs.principalId") {
+			t.Errorf("main.bicep passes the app's identity to %s", module)
+		}
+	}
+}

@@ -122,18 +122,19 @@ module databricks 'app/databricks.bicep' = {
     name: !empty(databricksWorkspaceName) ? databricksWorkspaceName : '${abbrs.databricksWorkspaces}${resourceToken}'
     sku: databricksSku
     existingWorkspaceId: existingDatabricksWorkspaceId
-    identityPrincipalId: identity.outputs.principalId
     userPrincipalId: principalId
     userPrincipalType: principalType
   }
 }
 
-// Contributor on an existing workspace, in its own resource group.
-module existingDatabricksAccess 'app/databricks-access.bicep' = if (useExistingDatabricks) {
+// Contributor on an existing workspace for the deploying user, in the
+// workspace's resource group.
+module existingDatabricksAccess 'app/databricks-access.bicep' = if (useExistingDatabricks && !empty(principalId)) {
   scope: resourceGroup(existingDatabricksParts[2], existingDatabricksParts[4])
   params: {
     workspaceName: last(existingDatabricksParts)
-    principalIds: filter([identity.outputs.principalId, principalId], id => !empty(id))
+    principalId: principalId
+    principalType: principalType
   }
 }
 

@@ -1,14 +1,15 @@
-// The Azure Databricks workspace, or an existing one. The app's identity
-// (and the deploying user) get Contributor on it: with the workspace's ARM
-// id in each request (DATABRICKS_AZURE_RESOURCE_ID), an identity with
-// Contributor is let in and added to the workspace on first use, so no
-// step inside Databricks is needed before the app can start the job.
+// The Azure Databricks workspace, or an existing one. The deploying user
+// gets Contributor on it: with the workspace's ARM id in each request
+// (DATABRICKS_AZURE_RESOURCE_ID), a Contributor is let in as a workspace
+// admin on first use, so the deploy step needs no step inside Databricks
+// before it. The app's identity holds no Azure role on the workspace: the
+// deploy step makes it a workspace service principal with CAN_MANAGE_RUN
+// on the job, all it needs.
 param location string
 param tags object
 param name string
 param sku string
 param existingWorkspaceId string
-param identityPrincipalId string
 param userPrincipalId string
 param userPrincipalType string
 
@@ -24,10 +25,9 @@ module workspace 'br/public:avm/res/databricks/workspace:0.12.0' = if (!useExist
     tags: tags
     skuName: sku
     publicNetworkAccess: 'Enabled'
-    roleAssignments: concat(
-      [{ principalId: identityPrincipalId, principalType: 'ServicePrincipal', roleDefinitionIdOrName: 'b24988ac-6180-42a0-ab88-20f7382dd24c' }], // Contributor
-      empty(userPrincipalId) ? [] : [{ principalId: userPrincipalId, principalType: userPrincipalType, roleDefinitionIdOrName: 'b24988ac-6180-42a0-ab88-20f7382dd24c' }] // Contributor
-    )
+    roleAssignments: empty(userPrincipalId) ? [] : [
+      { principalId: userPrincipalId, principalType: userPrincipalType, roleDefinitionIdOrName: 'b24988ac-6180-42a0-ab88-20f7382dd24c' } // Contributor
+    ]
   }
 }
 
