@@ -61,7 +61,7 @@ func (s *shared) databricks(env api.Env) (*databricks.Client, error) {
 		if err != nil {
 			s.dbxErr = err
 		} else {
-			s.dbx = databricks.New(cfg, env.TracerProvider, env.Propagator)
+			s.dbx = databricks.New(cfg, env.TracerProvider, env.Propagator, databricks.WithLogger(env.Logger))
 		}
 	}
 	return s.dbx, s.dbxErr
