@@ -9,8 +9,8 @@
 // It signs in as the handler does: DATABRICKS_TOKEN locally, else a
 // managed identity (AZURE_CLIENT_ID) or the default Azure credential chain
 // (az login), sending DATABRICKS_AZURE_RESOURCE_ID with a management token
-// so that a Contributor of the workspace is let in. Run by azd after
-// provisioning, or by hand.
+// so that a Contributor of the workspace is let in. Run by hand, or by azd
+// after provisioning as `go run ./deploy -azd-postprovision` (azd.go).
 package main
 
 import (
@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/tailscale/hujson"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -43,7 +44,16 @@ func main() {
 	}
 }
 
+// deployOptions are the deploy step's inputs besides the environment.
+type deployOptions = deploy.Options
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runWith(ctx, args, getenv, runCommand, nil, stdout, stderr)
+}
+
+// runWith is run with the commands and the Azure credential of the
+// post-provision step given (nil: the Azure CLI's sign-in).
+func runWith(ctx context.Context, args []string, getenv func(string) string, commands commandRunner, cred azcore.TokenCredential, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("deploy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := deploy.DefaultOptions(".")
@@ -56,6 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.NodeType, "node-type", o.NodeType, "VM size of the single-node job cluster")
 	fs.StringVar(&o.AppClientID, "app-client-id", "", "client id of the app's managed identity: added to the workspace and granted CAN_MANAGE_RUN on the job")
 	settings := fs.String("settings", "", "a local.settings.json to write DATABRICKS_JOB_ID into")
+	azdHook := fs.Bool("azd-postprovision", false, "run as azd's post-provision hook: deploy as the Azure CLI's user, let the app's identity run the job, store the job id in azd and the app's settings")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -63,16 +74,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cfg, err := databricks.ConnectionFromEnv(getenv)
-	if err != nil {
-		return err
+	if *azdHook {
+		return postprovision(ctx, getenv, o, commands, cred, stdout, stderr)
 	}
-	spec, err := deploy.NewJobSpec(getenv, o)
-	if err != nil {
-		return err
-	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	id, err := deploy.Deploy(ctx, databricks.New(cfg, noop.NewTracerProvider(), propagation.TraceContext{}, databricks.WithLogger(log)), spec)
+	id, err := deployJob(ctx, getenv, o, nil, stderr)
 	if err != nil {
 		return err
 	}
@@ -85,6 +90,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "wrote DATABRICKS_JOB_ID to %s\n", *settings)
 	}
 	return nil
+}
+
+// deployJob puts the job into the workspace of the environment's settings,
+// signed in with cred when it is not nil.
+func deployJob(ctx context.Context, getenv func(string) string, o deployOptions, cred azcore.TokenCredential, stderr io.Writer) (int64, error) {
+	cfg, err := databricks.ConnectionFromEnv(getenv)
+	if err != nil {
+		return 0, err
+	}
+	spec, err := deploy.NewJobSpec(getenv, o)
+	if err != nil {
+		return 0, err
+	}
+	opts := []databricks.Option{databricks.WithLogger(slog.New(slog.NewTextHandler(stderr, nil)))}
+	if cred != nil {
+		opts = append(opts, databricks.WithCredential(cred))
+	}
+	return deploy.Deploy(ctx, databricks.New(cfg, noop.NewTracerProvider(), propagation.TraceContext{}, opts...), spec)
 }
 
 // writeJobID sets Values.DATABRICKS_JOB_ID in a local.settings.json,

@@ -189,10 +189,20 @@ func TestAzureYAMLDeploysTheStagedFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	y := string(b)
-	for _, want := range []string{"host: function", "language: custom", "dist: dist", "go run ./dev stage -o dist -goos linux -goarch amd64", "postprovision", "infra/hooks/postprovision.sh"} {
+	for _, want := range []string{"host: function", "language: custom", "dist: dist", "go run ./dev stage -o dist -goos linux -goarch amd64", "postprovision"} {
 		if !strings.Contains(y, want) {
 			t.Errorf("azure.yaml lacks %q", want)
 		}
+	}
+	// Every hook works on every OS: a posix and a windows form of the same
+	// go run command, no shell script.
+	for _, cmd := range []string{"go run ./dev stage -o dist -goos linux -goarch amd64", "go run ./deploy -azd-postprovision"} {
+		if n := strings.Count(y, "run: "+cmd); n != 2 {
+			t.Errorf("azure.yaml runs %q %d times, want once for posix and once for windows", cmd, n)
+		}
+	}
+	if strings.Count(y, "posix:") != strings.Count(y, "windows:") || strings.Contains(y, ".sh") || strings.Contains(y, ".ps1") {
+		t.Error("azure.yaml has a hook for one OS only, or a script of one shell")
 	}
 	params, err := os.ReadFile("../infra/main.parameters.json")
 	if err != nil {
@@ -201,6 +211,28 @@ func TestAzureYAMLDeploysTheStagedFolder(t *testing.T) {
 	for _, want := range []string{"${AZURE_ENV_NAME}", "${AZURE_LOCATION}", "${AZURE_PRINCIPAL_ID}", "${DATABRICKS_JOB_ID="} {
 		if !strings.Contains(string(params), want) {
 			t.Errorf("main.parameters.json lacks %s", want)
+		}
+	}
+}
+
+// TestLocationsHaveFlexConsumption: azd offers only regions with Flex
+// Consumption, and every role assignment names its principal type.
+func TestLocationsHaveFlexConsumption(t *testing.T) {
+	files := bicepFiles(t)
+	main := files["../infra/main.bicep"]
+	loc := main[strings.Index(main, "@allowed([\n  'australiaeast'"):]
+	loc = loc[:strings.Index(loc, "param location string")]
+	if !strings.Contains(loc, "type: 'location'") || strings.Count(loc, "'") < 60 || strings.Contains(loc, "'eastus3'") {
+		t.Errorf("location is not restricted to the Flex Consumption regions with azd's location metadata:\n%s", loc)
+	}
+	if strings.Contains(main, "resourceGroups/none/") {
+		t.Error("a skipped module's scope names a resource group that does not exist")
+	}
+	for file, text := range files {
+		if strings.Contains(text, "roleDefinitionIdOrName") || strings.Contains(text, "Microsoft.Authorization/roleAssignments") {
+			if n, m := strings.Count(text, "roleDefinitionIdOrName")+strings.Count(text, "roleDefinitionId:"), strings.Count(text, "principalType: "); m < n {
+				t.Errorf("%s: %d role assignments, %d with a principal type", file, n, m)
+			}
 		}
 	}
 }

@@ -10,8 +10,52 @@ targetScope = 'subscription'
 @description('Name of the azd environment; names and tags derive from it.')
 param environmentName string
 
+// Regions with Flex Consumption, as Microsoft's Flex Consumption azd
+// templates list them (Azure-Samples/functions-quickstart-dotnet-azd
+// infra/main.bicep, "Updated location/region list for Flex Consumption",
+// 2025-05-05); `az functionapp list-flexconsumption-locations` tells the
+// current list. azd offers only these when it asks for a region.
 @minLength(1)
-@description('Region of every resource.')
+@description('Region of every resource: one with Flex Consumption.')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'eastus2euap'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
 param location string
 
 @description('Object id of the deploying user or principal: it gets the same data roles as the app, to run the deploy step and read telemetry.')
@@ -71,12 +115,15 @@ var abbrs = loadJsonContent('abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
 var useExistingDatabricks = !empty(existingDatabricksWorkspaceId)
-// Subscription and resource group of an existing workspace (placeholders
-// otherwise: a module's scope is evaluated even when its condition is false).
-var existingDatabricksParts = split(useExistingDatabricks ? existingDatabricksWorkspaceId : '/subscriptions/${subscription().subscriptionId}/resourceGroups/none/providers/Microsoft.Databricks/workspaces/none', '/')
+var resourceGroupNameActual = !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
+// Subscription and resource group of an existing workspace; otherwise this
+// deployment's own, which exists: a module's scope is evaluated even when
+// its condition is false (Azure/bicep#11463), so a placeholder must name a
+// resource group that is there.
+var existingDatabricksParts = split(useExistingDatabricks ? existingDatabricksWorkspaceId : '/subscriptions/${subscription().subscriptionId}/resourceGroups/${resourceGroupNameActual}/providers/Microsoft.Databricks/workspaces/none', '/')
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
-  name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
+  name: resourceGroupNameActual
   location: location
   tags: tags
 }
@@ -98,7 +145,9 @@ module monitoring 'app/monitoring.bicep' = {
     logAnalyticsName: !empty(logAnalyticsName) ? logAnalyticsName : '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
     appInsightsName: !empty(appInsightsName) ? appInsightsName : '${abbrs.insightsComponents}${resourceToken}'
     disableLocalAuth: !allowInstrumentationKeyIngestion
-    publisherPrincipalIds: filter([identity.outputs.principalId, principalId], id => !empty(id))
+    identityPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    userPrincipalType: principalType
   }
 }
 

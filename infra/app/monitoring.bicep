@@ -1,12 +1,17 @@
 // Log Analytics and workspace-based Application Insights. Ingestion takes
-// Entra ID tokens; the identities given publish with Monitoring Metrics
-// Publisher.
+// Entra ID tokens; the app's identity and the deploying user publish with
+// Monitoring Metrics Publisher. Each assignment names its principal type:
+// the identity is created in the same deployment, and without the type
+// ARM may look it up before it has replicated (PrincipalNotFound;
+// https://learn.microsoft.com/azure/role-based-access-control/role-assignments-template#new-service-principal).
 param location string
 param tags object
 param logAnalyticsName string
 param appInsightsName string
 param disableLocalAuth bool
-param publisherPrincipalIds array
+param identityPrincipalId string
+param userPrincipalId string
+param userPrincipalType string
 
 module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.16.1' = {
   params: {
@@ -26,12 +31,10 @@ module appInsights 'br/public:avm/res/insights/component:0.8.0' = {
     workspaceResourceId: logAnalytics.outputs.resourceId
     disableLocalAuth: disableLocalAuth
     retentionInDays: 30
-    roleAssignments: [
-      for id in publisherPrincipalIds: {
-        principalId: id
-        roleDefinitionIdOrName: '3913510d-42f4-4e42-8a64-420c390055eb' // Monitoring Metrics Publisher
-      }
-    ]
+    roleAssignments: concat(
+      [{ principalId: identityPrincipalId, principalType: 'ServicePrincipal', roleDefinitionIdOrName: '3913510d-42f4-4e42-8a64-420c390055eb' }], // Monitoring Metrics Publisher
+      empty(userPrincipalId) ? [] : [{ principalId: userPrincipalId, principalType: userPrincipalType, roleDefinitionIdOrName: '3913510d-42f4-4e42-8a64-420c390055eb' }] // Monitoring Metrics Publisher
+    )
   }
 }
 
