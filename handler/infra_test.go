@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -264,6 +265,48 @@ func TestTheAppHoldsNoRoleOnTheWorkspace(t *testing.T) {
 		block = block[:strings.Index(block, "\n}\n")]
 		if strings.Contains(block, "identity.outputs.principalId") {
 			t.Errorf("main.bicep passes the app's identity to %s", module)
+		}
+	}
+}
+
+// TestHostJSONSendsEachLogOnce: the handler's records reach Application
+// Insights from its own exporter, with their level and trace ids; the
+// host's copies (its console category for stdout and stderr, each
+// function's user category for an answer's Logs) are kept from its
+// Application Insights logger, and only from it. The provider name is
+// written as the host's logger names itself (case counts).
+func TestHostJSONSendsEachLogOnce(t *testing.T) {
+	b, err := os.ReadFile("../host.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hj struct {
+		Logging struct {
+			LogLevel map[string]string `json:"logLevel"`
+			AI       *struct {
+				LogLevel map[string]string `json:"logLevel"`
+			} `json:"ApplicationInsights"`
+		} `json:"logging"`
+	}
+	if err := json.Unmarshal(b, &hj); err != nil {
+		t.Fatal(err)
+	}
+	if hj.Logging.AI == nil || !strings.Contains(string(b), `"ApplicationInsights"`) {
+		t.Fatal(`host.json has no logging "ApplicationInsights" section`)
+	}
+	want := []string{"Host.Function.Console"}
+	entries, _ := os.ReadDir("../functions")
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join("../functions", e.Name(), "function.json")); err == nil {
+			want = append(want, "Function."+e.Name()+".User")
+		}
+	}
+	for _, c := range want {
+		if hj.Logging.AI.LogLevel[c] != "None" {
+			t.Errorf("host.json sends the host's copies of %s to Application Insights", c)
+		}
+		if lv, ok := hj.Logging.LogLevel[c]; ok && lv == "None" {
+			t.Errorf("host.json hides %s from the host's own log", c)
 		}
 	}
 }

@@ -45,8 +45,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	stderrLog := slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
-	logger := slog.New(telemetry.NewLogHandler(stderrLog, cfg.LogLevel))
+	hostLog := telemetry.NewHostChannel(stdout, stderr, cfg.LogLevel)
+	logger := slog.New(telemetry.NewLogHandler(hostLog, cfg.LogLevel))
 	slog.SetDefault(logger)
 
 	app, err := manifest.Load(os.DirFS(cfg.AppRoot))
@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("telemetry: %w", err)
 	}
 	// From here on, log records also go to the log exporters.
-	logger = slog.New(telemetry.NewLogHandler(slog.NewMultiHandler(stderrLog, tel.SlogHandler()), cfg.LogLevel))
+	logger = slog.New(telemetry.NewLogHandler(slog.NewMultiHandler(hostLog, tel.SlogHandler()), cfg.LogLevel))
 	slog.SetDefault(logger)
 	telemetryDone := false
 	defer func() {

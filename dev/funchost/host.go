@@ -3,12 +3,12 @@ package funchost
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,11 +35,12 @@ type Config struct {
 	Env []string
 	// TracerProvider records the host's own spans; none by default.
 	TracerProvider trace.TracerProvider
-	// Stdout and Stderr receive the handler's output; os.Stdout and
-	// os.Stderr by default.
+	// Stdout and Stderr, when set, receive a raw copy of the handler's
+	// output; the host logs it line by line in any case (see Logs).
 	Stdout, Stderr io.Writer
-	// Log receives the host's own log lines, the handler's Logs among
-	// them; os.Stderr by default.
+	// Log receives the host's log, one line a record ("[host] Level
+	// Category: message"): the handler's output and its invocations' Logs
+	// among them; os.Stderr by default.
 	Log io.Writer
 	// FunctionKeys, when not empty, are the keys accepted for functions
 	// whose authLevel is function or admin (as ?code= or x-functions-key).
@@ -60,13 +61,16 @@ type Host struct {
 	tracer      trace.Tracer
 	prop        propagation.TextMapPropagator
 	sup         supervisor
+	port        int
+	logs        hostLog
 	logMu       sync.Mutex
 	cancel      context.CancelFunc
 }
 
 // hostJSON holds the host.json fields the stand-in needs beyond manifest.
 type hostJSON struct {
-	FunctionTimeout string `json:"functionTimeout"`
+	FunctionTimeout string                     `json:"functionTimeout"`
+	Logging         map[string]json.RawMessage `json:"logging"`
 	CustomHandler   struct {
 		Description struct {
 			Arguments        []string `json:"arguments"`
@@ -78,12 +82,6 @@ type hostJSON struct {
 
 // Start loads the app, starts the handler and waits until it is ready.
 func Start(ctx context.Context, cfg Config) (*Host, error) {
-	if cfg.Stdout == nil {
-		cfg.Stdout = os.Stdout
-	}
-	if cfg.Stderr == nil {
-		cfg.Stderr = os.Stderr
-	}
 	if cfg.Log == nil {
 		cfg.Log = os.Stderr
 	}
@@ -123,9 +121,20 @@ func Start(ctx context.Context, cfg Config) (*Host, error) {
 	} else if !filepath.IsAbs(wd) {
 		wd = filepath.Join(root, wd)
 	}
+	rules, err := parseLogRules(hj.Logging)
+	if err != nil {
+		return nil, fmt.Errorf("host.json: %w", err)
+	}
+	// The host picks the handler's port once and keeps it across restarts
+	// (HttpWorkerOptionsSetup: options.Port = GetUnusedTcpPort()).
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
 	h := &Host{
 		cfg: cfg, app: app, exePath: app.Host.ExecutablePath, args: hj.CustomHandler.Description.Arguments,
-		workingDir: wd, initTimeout: initTimeout,
+		workingDir: wd, initTimeout: initTimeout, port: port,
+		logs: hostLog{rules: rules, appInsight: hasSetting(cfg.Env, "APPLICATIONINSIGHTS_CONNECTION_STRING")},
 		tracer: cfg.TracerProvider.Tracer("Microsoft.Azure.WebJobs.Script"),
 		prop:   propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}
@@ -157,25 +166,67 @@ func Start(ctx context.Context, cfg Config) (*Host, error) {
 // App returns the loaded app.
 func (h *Host) App() *manifest.App { return h.app }
 
-// Stop sends SIGTERM to the handler and waits for it to exit, as the host
-// does when it shuts down; after grace it kills the process.
-func (h *Host) Stop(grace time.Duration) error {
+// Stop stops the host: it kills the handler as the host does when it
+// shuts down or restarts (WorkerProcess.Dispose: Process.Kill, SIGKILL on
+// Linux; the host never sends SIGTERM), so the handler flushes nothing at
+// the end: what it has not sent by then is lost.
+func (h *Host) Stop() error {
 	h.sup.mu.Lock()
 	h.sup.stopped = true
 	w := h.sup.current
 	h.sup.mu.Unlock()
 	h.cancel()
-	if w == nil {
-		return nil
-	}
-	if err := w.stop(grace); err != nil {
-		var exit interface{ ExitCode() int }
-		if errors.As(err, &exit) && exit.ExitCode() != 0 {
-			return fmt.Errorf("the handler exited with code %d", exit.ExitCode())
-		}
-		return err
+	if w != nil {
+		w.dispose(h)
 	}
 	return nil
+}
+
+// Logs returns the host's log records so far: what its console and files
+// show.
+func (h *Host) Logs() []LogRecord {
+	h.logs.mu.Lock()
+	defer h.logs.mu.Unlock()
+	return append([]LogRecord(nil), h.logs.records...)
+}
+
+// AppInsightsLogs returns the records the host's Application Insights
+// logger sent (none when the app has no APPLICATIONINSIGHTS_CONNECTION_STRING):
+// those host.json's logging rules let through for the provider
+// "ApplicationInsights".
+func (h *Host) AppInsightsLogs() []LogRecord {
+	h.logs.mu.Lock()
+	defer h.logs.mu.Unlock()
+	return append([]LogRecord(nil), h.logs.sent...)
+}
+
+// log records r in the host's logs, if host.json's rules let it through,
+// and prints it.
+func (h *Host) log(r LogRecord) {
+	if !h.logs.add(r) {
+		return
+	}
+	inv := ""
+	if r.InvocationID != "" {
+		inv = " (" + r.InvocationID + ")"
+	}
+	h.logMu.Lock()
+	defer h.logMu.Unlock()
+	fmt.Fprintf(h.cfg.Log, "[host] %s %s%s: %s\n", r.Level, r.Category, inv, r.Message)
+}
+
+// console logs a line of the handler's output.
+func (h *Host) console(line string, stderr bool, workerID string) {
+	h.log(consoleRecord(line, stderr, workerID))
+}
+
+func hasSetting(env []string, name string) bool {
+	for _, kv := range env {
+		if k, v, _ := strings.Cut(kv, "="); k == name && v != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // KillHandler kills the handler process abruptly, for tests of the host's

@@ -73,8 +73,10 @@ func (h *Host) invokePayload(w http.ResponseWriter, r *http.Request, fn manifest
 		h.fail(w, fn, id, fmt.Errorf("the handler's answer is not an invocation result: %w", err))
 		return
 	}
+	// Each line at Information, under the function's user category, in
+	// the invocation's scope (DefaultHttpWorkerService: LogInformation).
 	for _, line := range inv.Logs {
-		h.logf("%s (%s): %s", fn.Name, id, line)
+		h.log(LogRecord{Time: time.Now(), Level: Information, Category: UserCategory(fn.Name), Message: line, InvocationID: id})
 	}
 	var out json.RawMessage
 	if fn.Output == manifest.ReturnBinding {

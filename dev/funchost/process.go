@@ -1,6 +1,7 @@
 package funchost
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -13,7 +14,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,17 +27,21 @@ const readinessPoll = 25 * time.Millisecond
 // worker is one run of the custom handler process.
 type worker struct {
 	cmd  *exec.Cmd
+	id   string // FUNCTIONS_CUSTOMHANDLER_WORKER_ID
 	port int
 	done chan struct{} // closed when the process has exited
 	err  error         // the exit error, valid after done
+	// disposed: the host killed it; its exit is not an error.
+	disposed atomic.Bool
 }
 
-// startWorker starts the handler and waits until it answers GET /.
+// disposeWait is how long the host waits for a killed worker to exit
+// (WorkerProcess: processExitTimeoutInMilliseconds = 1000).
+const disposeWait = time.Second
+
+// startWorker starts the handler on the host's port and waits until it
+// answers GET /. Its stdout and stderr become the host's log records.
 func (h *Host) startWorker(ctx context.Context) (*worker, error) {
-	port, err := FreePort()
-	if err != nil {
-		return nil, err
-	}
 	exe := h.executable()
 	args := make([]string, len(h.args))
 	for i, a := range h.args {
@@ -42,18 +49,20 @@ func (h *Host) startWorker(ctx context.Context) (*worker, error) {
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Dir = h.workingDir
+	id := newGUID()
 	cmd.Env = append(append(os.Environ(), h.cfg.Env...),
-		"FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port),
-		"FUNCTIONS_HTTPWORKER_PORT="+strconv.Itoa(port),
-		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+newGUID(),
+		"FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(h.port),
+		"FUNCTIONS_HTTPWORKER_PORT="+strconv.Itoa(h.port),
+		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+id,
 		"FUNCTIONS_APP_ROOT_PATH="+h.cfg.AppRoot,
 	)
-	cmd.Stdout, cmd.Stderr = h.cfg.Stdout, h.cfg.Stderr
-	ownProcessGroup(cmd)
+	cmd.Stdout = &lineWriter{line: func(l string) { h.console(l, false, id) }, raw: h.cfg.Stdout}
+	cmd.Stderr = &lineWriter{line: func(l string) { h.console(l, true, id) }, raw: h.cfg.Stderr}
+	childOf(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", exe, err)
 	}
-	w := &worker{cmd: cmd, port: port, done: make(chan struct{})}
+	w := &worker{cmd: cmd, id: id, port: h.port, done: make(chan struct{})}
 	go func() { w.err = cmd.Wait(); close(w.done) }()
 
 	deadline := time.NewTimer(h.initTimeout)
@@ -72,10 +81,10 @@ func (h *Host) startWorker(ctx context.Context) (*worker, error) {
 		case <-w.done:
 			return nil, fmt.Errorf("the handler exited before it was ready: %v", w.err)
 		case <-deadline.C:
-			w.kill()
+			w.dispose(h)
 			return nil, fmt.Errorf("the handler did not answer GET / within %s (initializationTimeout)", h.initTimeout)
 		case <-ctx.Done():
-			w.kill()
+			w.dispose(h)
 			return nil, ctx.Err()
 		case <-tick.C:
 		}
@@ -84,37 +93,66 @@ func (h *Host) startWorker(ctx context.Context) (*worker, error) {
 
 func (w *worker) baseURL() string { return "http://127.0.0.1:" + strconv.Itoa(w.port) }
 
-func (w *worker) kill() {
+// dispose kills the handler as the host does whenever it stops or restarts
+// a worker: Process.Kill(), SIGKILL on Linux, never a signal it could
+// handle (WorkerProcess.Dispose); then it waits up to a second.
+func (w *worker) dispose(h *Host) {
+	w.disposed.Store(true)
 	_ = w.cmd.Process.Kill()
-	<-w.done
-}
-
-// stop sends SIGTERM and waits for the process, killing it after grace.
-func (w *worker) stop(grace time.Duration) error {
-	terminate(w.cmd.Process)
 	select {
 	case <-w.done:
-		return w.err
-	case <-time.After(grace):
-		w.kill()
-		return fmt.Errorf("the handler did not exit within %s of SIGTERM; killed", grace)
+	case <-time.After(disposeWait):
+		h.log(LogRecord{Time: time.Now(), Level: Warning, Category: "Worker.HttpWorkerProcess." + w.id,
+			Message: fmt.Sprintf("Worker process %d has not exited despite waiting for %d ms", w.cmd.Process.Pid, disposeWait.Milliseconds())})
 	}
 }
 
-// supervisor restarts the handler when it exits, as the host does, and
-// stops after 3 failures within 30 minutes (WorkerConstants).
+// exitCode is the worker's exit code, or -1 when a signal ended it.
+func (w *worker) exitCode() int {
+	var exit *exec.ExitError
+	if errors.As(w.err, &exit) {
+		return exit.ExitCode()
+	}
+	if w.err == nil {
+		return 0
+	}
+	return -1
+}
+
+// supervisor applies the host's rules to a worker that exits
+// (WorkerProcess.OnProcessExited, HttpFunctionInvocationDispatcher):
+//   - exit code 0: not restarted; invocations fail from then on;
+//   - exit code 200: restarted, not counted as an error;
+//   - any other exit, or a start that fails: an error, and a restart;
+//     the third error, each within 30 minutes of the one before (the
+//     window starts over after a longer gap), stops the host
+//     (ErrorEventsThreshold = 3, WorkerRestartErrorIntervalThresholdInMinutes).
 type supervisor struct {
-	mu       sync.Mutex
-	current  *worker
-	failures []time.Time
-	stopped  bool
-	fatal    error
+	mu      sync.Mutex
+	current *worker
+	errors  []time.Time
+	stopped bool
+	exited  error // set when the worker exited with 0
+	fatal   error
 }
 
 const (
-	maxFailures   = 3
-	failureWindow = 30 * time.Minute
+	errorThreshold = 3
+	errorWindow    = 30 * time.Minute
+	// restartExitCode asks the host for a restart
+	// (WorkerConstants.IntentionalRestartExitCode).
+	restartExitCode = 200
 )
+
+// countError adds an error and reports whether the host must stop. The
+// caller holds sup.mu.
+func (sup *supervisor) countError(now time.Time) bool {
+	if n := len(sup.errors); n > 0 && now.Sub(sup.errors[n-1]) > errorWindow {
+		sup.errors = sup.errors[:0]
+	}
+	sup.errors = append(sup.errors, now)
+	return len(sup.errors) >= errorThreshold
+}
 
 func (h *Host) supervise(ctx context.Context, w *worker) {
 	for {
@@ -123,56 +161,88 @@ func (h *Host) supervise(ctx context.Context, w *worker) {
 			return
 		case <-w.done:
 		}
+		if w.disposed.Load() {
+			return
+		}
+		code := w.exitCode()
 		h.sup.mu.Lock()
 		if h.sup.stopped {
 			h.sup.mu.Unlock()
 			return
 		}
-		now := time.Now()
-		h.sup.failures = append(h.sup.failures, now)
-		recent := h.sup.failures[:0]
-		for _, t := range h.sup.failures {
-			if now.Sub(t) < failureWindow {
-				recent = append(recent, t)
+		h.sup.current = nil
+		switch code {
+		case 0:
+			h.sup.exited = errors.New("the handler exited with code 0; the host does not restart it")
+			h.sup.mu.Unlock()
+			h.logf("%v", h.sup.exited)
+			return
+		case restartExitCode:
+			h.sup.mu.Unlock()
+			h.logf("the handler exited with code 200: restarting it (Language Worker Process exited and needs to be restarted.)")
+		default:
+			stop := h.sup.countError(time.Now())
+			h.sup.mu.Unlock()
+			h.log(LogRecord{Time: time.Now(), Level: Error, Category: "Worker.HttpWorkerProcess." + w.id,
+				Message: fmt.Sprintf("Language Worker Process exited. Pid=%d. %s exited with code %d", w.cmd.Process.Pid, filepath.Base(w.cmd.Path), code)})
+			if stop {
+				h.fail3()
+				return
 			}
 		}
-		h.sup.failures = recent
-		if len(recent) >= maxFailures {
-			h.sup.fatal = fmt.Errorf("the handler failed %d times within %s; the host stops", len(recent), failureWindow)
-			h.sup.current = nil
-			h.sup.mu.Unlock()
-			h.logf("%v", h.sup.fatal)
-			return
-		}
-		h.sup.current = nil
-		h.sup.mu.Unlock()
-		h.logf("the handler exited (%v); restarting it", w.err)
-		next, err := h.startWorker(ctx)
+		next, err := h.restart(ctx)
 		if err != nil {
-			h.sup.mu.Lock()
-			h.sup.fatal = fmt.Errorf("restart the handler: %w", err)
-			h.sup.mu.Unlock()
-			h.logf("%v", err)
 			return
 		}
-		h.sup.mu.Lock()
-		h.sup.current = next
-		h.sup.mu.Unlock()
 		w = next
 	}
+}
+
+// restart starts a new worker; a failed start is an error too.
+func (h *Host) restart(ctx context.Context) (*worker, error) {
+	for {
+		next, err := h.startWorker(ctx)
+		if err == nil {
+			h.sup.mu.Lock()
+			h.sup.current = next
+			h.sup.mu.Unlock()
+			return next, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		h.logf("%v", err)
+		h.sup.mu.Lock()
+		stop := h.sup.countError(time.Now())
+		h.sup.mu.Unlock()
+		if stop {
+			h.fail3()
+			return nil, err
+		}
+	}
+}
+
+// fail3 stops the host after the third error, as it stops the application.
+func (h *Host) fail3() {
+	h.sup.mu.Lock()
+	h.sup.fatal = errors.New("Exceeded http worker restart retry count. Shutting down Functions Host")
+	h.sup.mu.Unlock()
+	h.log(LogRecord{Time: time.Now(), Level: Error, Category: "Host.Function.Invocation", Message: h.sup.fatal.Error()})
 }
 
 // worker returns the running handler, waiting briefly while it restarts.
 func (h *Host) worker(ctx context.Context) (*worker, error) {
 	for {
 		h.sup.mu.Lock()
-		w, fatal, stopped := h.sup.current, h.sup.fatal, h.sup.stopped
+		w, fatal, exited, stopped := h.sup.current, h.sup.fatal, h.sup.exited, h.sup.stopped
 		h.sup.mu.Unlock()
 		switch {
 		case w != nil:
 			return w, nil
 		case fatal != nil:
 			return nil, fatal
+		case exited != nil:
+			return nil, exited
 		case stopped:
 			return nil, errors.New("the host is stopping")
 		}
@@ -182,6 +252,37 @@ func (h *Host) worker(ctx context.Context) (*worker, error) {
 		case <-time.After(readinessPoll):
 		}
 	}
+}
+
+// lineWriter hands each whole line written to it to line, and copies the
+// raw output to raw when set.
+type lineWriter struct {
+	mu   sync.Mutex
+	buf  []byte
+	line func(string)
+	raw  io.Writer
+}
+
+func (lw *lineWriter) Write(p []byte) (int, error) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if lw.raw != nil {
+		_, _ = lw.raw.Write(p)
+	}
+	lw.buf = append(lw.buf, p...)
+	for {
+		i := bytes.IndexByte(lw.buf, '\n')
+		if i < 0 {
+			break
+		}
+		lw.line(strings.TrimSuffix(string(lw.buf[:i]), "\r"))
+		lw.buf = lw.buf[i+1:]
+	}
+	if len(lw.buf) > 1<<20 { // a line over 1 MiB is logged in parts
+		lw.line(string(lw.buf))
+		lw.buf = lw.buf[:0]
+	}
+	return len(p), nil
 }
 
 // executable resolves defaultExecutablePath as the host does: relative to

@@ -3,8 +3,6 @@ package stack
 import (
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -17,24 +15,9 @@ import (
 // parent is the PRODUCER span, its steps as dependencies under it, its log
 // records as Messages of the same operation. No run is sampled away.
 func TestNotebookRunsReachApplicationInsights(t *testing.T) {
-	root := requirePython(t)
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "stack.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	requirePython(t)
 	fwd := false
-	s, err := Start(t.Context(), Options{RepoRoot: root, Addr: "127.0.0.1:0", OTLPAddr: "127.0.0.1:0", Forwarding: &fwd,
-		Log: logFile, Env: []string{"SIMULATE_LATENCY=20ms", "OTEL_BSP_SCHEDULE_DELAY=50"}, AppInsights: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = s.Stop()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("stack log:\n%s", b)
-		}
-	})
+	s := startStack(t, Options{Forwarding: &fwd, AppInsights: true})
 	const runs = 3
 	for i := range runs {
 		traceID := fmt.Sprintf("a1b2c3d4e5f6%020x", i+1)

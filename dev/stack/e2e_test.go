@@ -48,22 +48,27 @@ func startWith(t *testing.T, protocol string, runner dbxstandin.Runner, env []st
 // auth.
 func startOpts(t *testing.T, protocol string, runner dbxstandin.Runner, env []string, auth Auth) *Stack {
 	t.Helper()
+	fwd := protocol == "forwarding"
+	return startStack(t, Options{Forwarding: &fwd, Env: env, Runner: runner, Auth: auth})
+}
+
+// startStack starts the stack with o, on free loopback ports, logging to a
+// file shown when the test fails, and stops it when the test ends.
+func startStack(t *testing.T, o Options) *Stack {
+	t.Helper()
 	root, err := RepoRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd := protocol == "forwarding"
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "stack.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	s, err := Start(ctx, Options{
-		RepoRoot: root, Addr: "127.0.0.1:0", OTLPAddr: "127.0.0.1:0", Forwarding: &fwd,
-		Log: logFile, Env: append([]string{"SIMULATE_LATENCY=20ms", "OTEL_BSP_SCHEDULE_DELAY=50"}, env...),
-		Runner: runner, Auth: auth,
-	})
+	o.RepoRoot, o.Addr, o.OTLPAddr, o.Log = root, "127.0.0.1:0", "127.0.0.1:0", logFile
+	o.Env = append([]string{"SIMULATE_LATENCY=20ms", "OTEL_BSP_SCHEDULE_DELAY=50"}, o.Env...)
+	s, err := Start(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}

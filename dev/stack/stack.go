@@ -237,7 +237,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	env = append(env, o.Env...)
 	host, err := funchost.Start(ctx, funchost.Config{
 		AppRoot: o.StageDir, Env: env, TracerProvider: hostTP,
-		Stdout: o.Log, Stderr: o.Log, Log: o.Log, FunctionKeys: o.FunctionKeys,
+		Log: o.Log, FunctionKeys: o.FunctionKeys,
 	})
 	if err != nil {
 		hostLn.Close()
@@ -247,16 +247,16 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	hostSrv := &http.Server{Handler: host, ReadHeaderTimeout: 10 * time.Second, ConnState: s.conns.track}
 	go func() { _ = hostSrv.Serve(hostLn) }()
 	s.hostSrv = hostSrv
-	// Stop order: the host's listener, the handler (SIGTERM: it finishes
-	// in-flight work and flushes its spans), then the host's spans, then
-	// the sink.
+	// Stop order: the host's listener (in-flight requests are answered),
+	// the handler (killed, as the host kills it: what it has not exported
+	// by then is lost), then the host's spans, then the sink.
 	s.stop = append(s.stop,
 		func() error {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			return hostSrv.Shutdown(sctx)
 		},
-		func() error { return host.Stop(25 * time.Second) },
+		host.Stop,
 	)
 	return s, nil
 }

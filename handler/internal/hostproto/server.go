@@ -154,7 +154,7 @@ func (s *Server) servePayload(w http.ResponseWriter, r *http.Request) {
 			inner, _ = http.NewRequestWithContext(ctx, http.MethodPost, "/", http.NoBody)
 		}
 	}
-	bw, logs := s.invoke(fn, r, inner, src, buildErr)
+	bw, logs := s.invoke(fn, r, inner, src, buildErr, true)
 	writeResult(w, fn, bw, logs)
 }
 
@@ -163,7 +163,7 @@ func (s *Server) servePayload(w http.ResponseWriter, r *http.Request) {
 func (s *Server) answerTooLarge(w http.ResponseWriter, r *http.Request, fn manifest.Function) {
 	ctx, src := ExtractParent(r.Context(), s.opts.Propagator, r.Header, nil)
 	inner, _ := http.NewRequestWithContext(ctx, http.MethodPost, "/", http.NoBody)
-	bw, logs := s.invoke(fn, r, inner, src, api.Errorf(api.ETOOLARGE, "the body is larger than %d bytes", s.opts.MaxBodyBytes))
+	bw, logs := s.invoke(fn, r, inner, src, api.Errorf(api.ETOOLARGE, "the body is larger than %d bytes", s.opts.MaxBodyBytes), true)
 	writeResult(w, fn, bw, logs)
 }
 
@@ -191,7 +191,7 @@ func (s *Server) serveForwarded(w http.ResponseWriter, r *http.Request) {
 		if methodMismatch {
 			err = &api.Error{Code: api.EMETHOD, Message: fmt.Sprintf("%s is not allowed here", r.Method), Allow: s.allowed(r.URL.EscapedPath())}
 		}
-		bw, _ := s.invoke(manifest.Function{}, r, r, src, err)
+		bw, _ := s.invoke(manifest.Function{}, r, r, src, err, false)
 		bw.relay(w)
 		return
 	}
@@ -205,7 +205,7 @@ func (s *Server) serveForwarded(w http.ResponseWriter, r *http.Request) {
 		preErr = api.Errorf(api.ETOOLARGE, "the body is larger than %d bytes", s.opts.MaxBodyBytes)
 	}
 	inner.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
-	bw, _ := s.invoke(fn, r, inner, src, preErr)
+	bw, _ := s.invoke(fn, r, inner, src, preErr, false)
 	bw.relay(w)
 }
 
@@ -230,7 +230,7 @@ func (s *Server) maxPayloadBytes() int64 {
 // problem body, in its own span so the trace id it names exists.
 func (s *Server) protocolError(w http.ResponseWriter, r *http.Request, fn manifest.Function, err error) {
 	ctx, src := ExtractParent(r.Context(), s.opts.Propagator, r.Header, nil)
-	bw, _ := s.invoke(fn, r, r.WithContext(ctx), src, err)
+	bw, _ := s.invoke(fn, r, r.WithContext(ctx), src, err, false)
 	out := bw.output()
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	if out.Headers["Allow"] != "" {
@@ -242,9 +242,10 @@ func (s *Server) protocolError(w http.ResponseWriter, r *http.Request, fn manife
 
 // invoke runs one invocation inside its SERVER span: fn's handler on inner
 // (or, when preErr is set, the problem preErr describes). host is the host's
-// request to the handler. It returns the buffered answer and the
-// invocation's log lines.
-func (s *Server) invoke(fn manifest.Function, host, inner *http.Request, src Source, preErr error) (*bufferedWriter, []string) {
+// request to the handler. It returns the buffered answer and, when logs
+// is set (an answer with Logs: payload mode), the invocation's log lines
+// below Warn, which then go nowhere else to the host.
+func (s *Server) invoke(fn manifest.Function, host, inner *http.Request, src Source, preErr error, logs bool) (*bufferedWriter, []string) {
 	start := time.Now()
 	ctx := inner.Context()
 	route := ""
@@ -285,7 +286,10 @@ func (s *Server) invoke(fn manifest.Function, host, inner *http.Request, src Sou
 		attrs = append(attrs, semconv.UserAgentOriginal(ua))
 	}
 	ctx, span := s.tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
-	ctx, capture := telemetry.CaptureLogs(ctx)
+	var capture *telemetry.Capture
+	if logs {
+		ctx, capture = telemetry.CaptureLogs(ctx)
+	}
 	inner = inner.WithContext(ctx)
 
 	bw := newBufferedWriter()
@@ -336,6 +340,9 @@ func (s *Server) invoke(fn manifest.Function, host, inner *http.Request, src Sou
 	// can send it with the rest of the invocation's telemetry.
 	span.End()
 	s.opts.AfterInvocation(ctx)
+	if capture == nil {
+		return bw, nil
+	}
 	return bw, capture.Lines()
 }
 

@@ -15,8 +15,9 @@ import (
 const MaxCapturedLines = 200
 
 // LogHandler wraps a slog.Handler: it adds trace_id and span_id to each
-// record whose context has a span, and copies the record, as one line, to
-// the invocation's capture when the context has one (see CaptureLogs).
+// record whose context has a span, and keeps a record below Warn, as one
+// line, in the invocation's capture when the context has one (see
+// CaptureLogs): then HostChannel does not write it again.
 type LogHandler struct {
 	next   slog.Handler
 	level  slog.Leveler
@@ -42,8 +43,8 @@ func (h *LogHandler) Handle(ctx context.Context, r slog.Record) error {
 		r = r.Clone()
 		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
-	if c, ok := ctx.Value(captureKey{}).(*Capture); ok {
-		c.add(h.line(r))
+	if c, ok := ctx.Value(captureKey{}).(*Capture); ok && r.Level < slog.LevelWarn && c.add(h.line(r)) {
+		ctx = context.WithValue(ctx, returnedKey{}, true)
 	}
 	return h.next.Handle(ctx, r)
 }
@@ -93,6 +94,12 @@ func (h *LogHandler) writeAttr(b *strings.Builder, a slog.Attr) {
 
 type captureKey struct{}
 
+type returnedKey struct{}
+
+// returnedInLogs reports whether the record being handled was kept for
+// the invocation's Logs.
+func returnedInLogs(ctx context.Context) bool { v, _ := ctx.Value(returnedKey{}).(bool); return v }
+
 // Capture holds the log lines of one invocation.
 type Capture struct {
 	mu      sync.Mutex
@@ -100,21 +107,23 @@ type Capture struct {
 	dropped int
 }
 
-// CaptureLogs returns a context whose log records are also kept in the
-// returned Capture.
+// CaptureLogs returns a context whose log records below Warn are kept in
+// the returned Capture, for the Logs of a payload invocation's answer (at
+// most MaxCapturedLines; the rest go to stdout).
 func CaptureLogs(ctx context.Context) (context.Context, *Capture) {
 	c := &Capture{}
 	return context.WithValue(ctx, captureKey{}, c), c
 }
 
-func (c *Capture) add(line string) {
+func (c *Capture) add(line string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.lines) >= MaxCapturedLines {
 		c.dropped++
-		return
+		return false
 	}
 	c.lines = append(c.lines, line)
+	return true
 }
 
 // Lines returns the captured lines, with a last line counting those left
@@ -124,7 +133,7 @@ func (c *Capture) Lines() []string {
 	defer c.mu.Unlock()
 	out := append([]string{}, c.lines...)
 	if c.dropped > 0 {
-		out = append(out, fmt.Sprintf("WARN %d more log lines of this invocation are only in the process log", c.dropped))
+		out = append(out, fmt.Sprintf("INFO %d more log lines of this invocation went to stdout", c.dropped))
 	}
 	return out
 }
