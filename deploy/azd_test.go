@@ -29,7 +29,7 @@ func TestPostprovision(t *testing.T) {
 		"AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000001", "AZURE_RESOURCE_GROUP": "rg", "AZURE_FUNCTION_APP_NAME": "func-x",
 		"AZURE_CLIENT_ID": app.ClientID, "DATABRICKS_HOST": srv.URL, "DATABRICKS_AZURE_RESOURCE_ID": rid,
 		"APPLICATIONINSIGHTS_RESOURCE_ID": "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/microsoft.insights/components/appi",
-		"DATABRICKS_TOKEN": "dapi-must-not-be-used",
+		"DATABRICKS_TOKEN":                "dapi-must-not-be-used",
 	}
 	var calls [][]string
 	commands := func(_ context.Context, name string, args ...string) (string, error) {

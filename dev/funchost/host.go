@@ -134,7 +134,7 @@ func Start(ctx context.Context, cfg Config) (*Host, error) {
 	h := &Host{
 		cfg: cfg, app: app, exePath: app.Host.ExecutablePath, args: hj.CustomHandler.Description.Arguments,
 		workingDir: wd, initTimeout: initTimeout, port: port,
-		logs: hostLog{rules: rules, appInsight: hasSetting(cfg.Env, "APPLICATIONINSIGHTS_CONNECTION_STRING")},
+		logs:   hostLog{rules: rules, appInsight: hasSetting(cfg.Env, "APPLICATIONINSIGHTS_CONNECTION_STRING")},
 		tracer: cfg.TracerProvider.Tracer("Microsoft.Azure.WebJobs.Script"),
 		prop:   propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 	}

@@ -48,9 +48,9 @@ func TestLogRules(t *testing.T) {
 		want               Level
 	}{
 		{"", "Function.b.User", Information},
-		{"", "Function.a.User", Error},             // the longest category
-		{"", "Host.Function.Console", Warning},     // default
-		{"", "function.B", Information},            // categories ignore case
+		{"", "Function.a.User", Error},         // the longest category
+		{"", "Host.Function.Console", Warning}, // default
+		{"", "function.B", Information},        // categories ignore case
 		{AppInsightsProvider, "Host.Function.Console", None},
 		{AppInsightsProvider, "Function.a.User", None},
 		{AppInsightsProvider, "Function.b.User", Information}, // no rule of the provider matches: the others apply
