@@ -21,11 +21,18 @@ import (
 
 	"github.com/nbtrace/nbtrace/dev/bench"
 	"github.com/nbtrace/nbtrace/dev/dbxstandin"
+	"github.com/nbtrace/nbtrace/dev/procs"
 	"github.com/nbtrace/nbtrace/dev/stack"
 	"github.com/nbtrace/nbtrace/dev/stage"
 )
 
 func main() {
+	// A killed go run ./dev stops the stack as Ctrl+C does.
+	procs.OnParentExit(func() {
+		if p, err := os.FindProcess(os.Getpid()); err == nil {
+			_ = p.Signal(syscall.SIGTERM)
+		}
+	})
 	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "dev:", err)
 		os.Exit(1)
