@@ -238,4 +238,3 @@ func alive(pid int) bool {
 }
 
 func isLinux() bool { _, err := os.Stat("/proc/self/stat"); return err == nil }
-
