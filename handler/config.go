@@ -22,7 +22,7 @@ var handlerSettings = []api.Setting{
 	{Name: "NBTRACE_BASE_URL", Default: "", Doc: "The app's own public base URL, without the route prefix (such as https://api.example.com); overrides the one derived from WEBSITE_HOSTNAME.", Azure: api.Optional},
 	{Name: "NBTRACE_MAX_BODY_BYTES", Default: strconv.Itoa(hostproto.DefaultMaxBodyBytes), Doc: "Largest request body accepted; larger ones are answered 413.", Azure: api.Optional},
 	{Name: "NBTRACE_LOG_LEVEL", Default: "info", Doc: "Log level: debug, info, warn or error.", Azure: api.Optional},
-	{Name: "NBTRACE_SHUTDOWN_TIMEOUT", Default: "20s", Doc: "On SIGTERM, how long finishing in-flight invocations and the last telemetry flush may take together (the flush gets at least 1s).", Azure: api.Optional},
+	{Name: "NBTRACE_SHUTDOWN_TIMEOUT", Default: "20s", Doc: "On SIGTERM or SIGINT (Ctrl+C in the terminal of func start; the Functions host itself kills the handler, with no signal it can handle), how long finishing in-flight invocations and the last telemetry flush may take together (the flush gets at least 1s).", Azure: api.Optional},
 	{Name: "WEBSITE_SITE_NAME", Default: "(set by Azure)", Doc: "Function App name: faas.name prefix and service.namespace (App Insights cloud_RoleName prefix).", Azure: api.ByPlatform},
 	{Name: "REGION_NAME", Default: "(set by Azure)", Doc: "Azure region, as cloud.region.", Azure: api.ByPlatform},
 	{Name: "WEBSITE_INSTANCE_ID", Default: "(set by Azure)", Doc: "Instance id, as service.instance.id (App Insights cloud_RoleInstance).", Azure: api.ByPlatform},

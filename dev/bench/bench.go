@@ -112,7 +112,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	if err := r.build(ctx); err != nil {
 		return nil, err
 	}
-	steps := []func(context.Context) error{r.binarySize, r.coldStarts, r.throughput, r.delayed, r.flushPolicies}
+	steps := []func(context.Context) error{r.binarySize, r.coldStarts, r.throughput, r.delayed, r.killDelivery, r.flushPolicies}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			r.stopAll()
@@ -350,20 +350,14 @@ func (p *handlerProc) invoke(ctx context.Context) error {
 
 func (p *handlerProc) pid() int { return p.cmd.Process.Pid }
 
-// stop sends SIGTERM (the handler flushes its telemetry) and waits.
+// stop kills the handler, as the host does (it never sends a signal the
+// handler could handle), and waits for it.
 func (p *handlerProc) stop() {
 	if p.cmd.ProcessState != nil {
 		return
 	}
-	_ = terminate(p.cmd.Process)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-done
-	}
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
 }
 
 func (r *runner) stopAll() {
@@ -438,8 +432,10 @@ func (r *runner) throughput(ctx context.Context) error {
 				v.name, res.Sent, 1e9/res.Rate(), res.Rate(), res.Percentile(50), res.Percentile(99))
 		}
 	}
-	// The traced handler's last spans leave on SIGTERM, as on scale-in;
-	// then every trace is whole, and the spans of one invocation known.
+	// The host kills the traced handler (scale-in, restart) no sooner than
+	// GoalKillWindow after its last answer here; then every trace is
+	// whole, and the spans of one invocation known.
+	time.Sleep(GoalKillWindow)
 	on.stop()
 	received := sink.settle(ctx)
 	perInvocation := sink.spansPerTrace()

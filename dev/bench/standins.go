@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 
 	"github.com/nbtrace/nbtrace/dev/otlpsink"
@@ -35,13 +36,15 @@ func startServices(delay time.Duration) *httptest.Server {
 	}))
 }
 
-// countingSink is an OTLP/HTTP trace receiver that decodes each export
-// (otlpsink.Decode, as a collector does) and counts its spans; unlike
+// countingSink is an OTLP/HTTP receiver that decodes each export
+// (otlpsink.Decode, as a collector does) and counts its spans and log
+// records; unlike
 // otlpsink.Sink it keeps no spans, so that it costs the machine as little
 // as it can.
 type countingSink struct {
 	*httptest.Server
 	spans atomic.Int64
+	logs  atomic.Int64 // log records
 	// perTrace counts the spans of the first sampleTraces traces, from
 	// which the spans each invocation makes are known once all arrived.
 	mu       sync.Mutex
@@ -80,6 +83,18 @@ func startSink() *countingSink {
 			s.mu.Unlock()
 			s.spans.Add(int64(n))
 		}
+		if r.URL.Path == "/v1/logs" {
+			var req collogs.ExportLogsServiceRequest
+			if _, err := otlpsink.Decode(r.Header, raw, &req); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			for _, rl := range req.GetResourceLogs() {
+				for _, sl := range rl.GetScopeLogs() {
+					s.logs.Add(int64(len(sl.GetLogRecords())))
+				}
+			}
+		}
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	}))
 	return s
@@ -103,14 +118,21 @@ func (s *countingSink) spansPerTrace() int64 {
 // settle waits until no span has arrived for a second (at most 30 s) and
 // returns the count.
 func (s *countingSink) settle(ctx context.Context) int64 {
-	last, quiet := s.spans.Load(), time.Now()
+	s.settleFor(ctx, time.Second)
+	return s.spans.Load()
+}
+
+// settleFor waits until no span or log record has arrived for quiet (at
+// most 30 s).
+func (s *countingSink) settleFor(ctx context.Context, quiet time.Duration) {
+	count := func() int64 { return s.spans.Load() + s.logs.Load() }
+	last, since := count(), time.Now()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; {
-		time.Sleep(50 * time.Millisecond)
-		if n := s.spans.Load(); n != last {
-			last, quiet = n, time.Now()
-		} else if time.Since(quiet) >= time.Second {
-			break
+		time.Sleep(20 * time.Millisecond)
+		if n := count(); n != last {
+			last, since = n, time.Now()
+		} else if time.Since(since) >= quiet {
+			return
 		}
 	}
-	return last
 }

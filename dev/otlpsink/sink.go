@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -57,6 +58,8 @@ type Sink struct {
 	metrics map[string]map[string]float64
 	// metricExports counts the metric exports received.
 	metricExports int
+	// logs counts log records by trace id (at most MaxTraces traces).
+	logs map[string]int
 	// MaxTraces bounds memory: the oldest traces are forgotten past it.
 	MaxTraces int
 	// Forward, when set, is an OTLP/HTTP base URL (such as a local
@@ -69,11 +72,11 @@ type Sink struct {
 // New returns an empty sink.
 func New() *Sink {
 	return &Sink{traces: map[string][]Span{}, updated: map[string]time.Time{}, printed: map[string]int{},
-		changed: make(chan struct{}), MaxTraces: 10000, metrics: map[string]map[string]float64{}}
+		changed: make(chan struct{}), MaxTraces: 10000, metrics: map[string]map[string]float64{}, logs: map[string]int{}}
 }
 
-// ServeHTTP accepts POST /v1/traces and /v1/metrics (latest values kept;
-// see Metric), accepts and drops /v1/logs, and serves GET /api/traces
+// ServeHTTP accepts POST /v1/traces, /v1/metrics (latest values kept;
+// see Metric) and /v1/logs (counted by trace; see LogRecords), and serves GET /api/traces
 // (ids) and GET /api/traces/{traceId} (spans as JSON).
 func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
@@ -88,11 +91,7 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/metrics":
 		s.receiveMetrics(w, r)
 	case r.Method == http.MethodPost && r.URL.Path == "/v1/logs":
-		// Accepted (and forwarded) but not kept, so that the log exporter
-		// does not retry against the local stack.
-		raw, _ := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<20))
-		s.forward(r, raw)
-		w.Header().Set("Content-Type", "application/x-protobuf")
+		s.receiveLogs(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -188,6 +187,36 @@ func (s *Sink) receive(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Add(Flatten(&req)...)
 	answer(w, isJSON, &coltrace.ExportTraceServiceResponse{})
+}
+
+// receiveLogs counts an export's log records by trace; the records
+// themselves are not kept.
+func (s *Sink) receiveLogs(w http.ResponseWriter, r *http.Request) {
+	var req collogs.ExportLogsServiceRequest
+	isJSON, ok := s.readExport(w, r, &req)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	for _, rl := range req.GetResourceLogs() {
+		for _, sl := range rl.GetScopeLogs() {
+			for _, lr := range sl.GetLogRecords() {
+				id := hex.EncodeToString(lr.GetTraceId())
+				if _, known := s.logs[id]; known || len(s.logs) < s.MaxTraces {
+					s.logs[id]++
+				}
+			}
+		}
+	}
+	s.mu.Unlock()
+	answer(w, isJSON, &collogs.ExportLogsServiceResponse{})
+}
+
+// LogRecords is the number of log records received of a trace.
+func (s *Sink) LogRecords(traceID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logs[traceID]
 }
 
 func (s *Sink) receiveMetrics(w http.ResponseWriter, r *http.Request) {
