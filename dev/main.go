@@ -21,6 +21,7 @@ import (
 
 	"github.com/nbtrace/nbtrace/dev/bench"
 	"github.com/nbtrace/nbtrace/dev/dbxstandin"
+	"github.com/nbtrace/nbtrace/dev/funchost"
 	"github.com/nbtrace/nbtrace/dev/procs"
 	"github.com/nbtrace/nbtrace/dev/stack"
 	"github.com/nbtrace/nbtrace/dev/stage"
@@ -116,7 +117,9 @@ func up(ctx context.Context, root string, args []string, stdout, stderr io.Write
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	addr := fs.String("addr", "", "the host's address (default localhost:7071, or local.settings.json Host.LocalHttpPort)")
 	otlp := fs.String("otlp", "127.0.0.1:4318", "the trace sink's address")
-	mode := fs.String("protocol", "", "payload or forwarding; default: what host.json says")
+	mode := fs.String("protocol", "", "payload, forwarding or proxying; default: what host.json says")
+	gen := fs.String("host-generation", string(funchost.Gen2026), "the Functions host to behave as: 2026 (today's; proxying, its call to the handler not recorded) or 2024 (host 4.1037)")
+	telemetryMode := fs.String("telemetry-mode", "", "host.json's telemetryMode for the host stand-in: ApplicationInsights or OpenTelemetry; default: what host.json says")
 	settings := fs.String("settings", filepath.Join(root, "local.settings.json"), "local.settings.json to read, if it exists")
 	forward := fs.String("forward", "", "also send every trace, log and metric to this OTLP/HTTP base URL (such as a local Jaeger)")
 	key := fs.String("function-key", "", "check function keys as Azure does, accepting this one (?code= or x-functions-key); func start checks none")
@@ -125,14 +128,21 @@ func up(ctx context.Context, root string, args []string, stdout, stderr io.Write
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var forwarding *bool
+	var forwarding, proxying *bool
+	on, off := true, false
 	switch *mode {
 	case "":
-	case "payload", "forwarding":
-		on := *mode == "forwarding"
-		forwarding = &on
+	case "payload":
+		forwarding, proxying = &off, &off
+	case "forwarding":
+		forwarding, proxying = &on, &off
+	case "proxying":
+		forwarding, proxying = &off, &on
 	default:
-		return fmt.Errorf("-protocol: %q is not payload or forwarding", *mode)
+		return fmt.Errorf("-protocol: %q is not payload, forwarding or proxying", *mode)
+	}
+	if *gen != string(funchost.Gen2024) && *gen != string(funchost.Gen2026) {
+		return fmt.Errorf("-host-generation: %q is not 2024 or 2026", *gen)
 	}
 	var runs dbxstandin.Runner
 	switch *runner {
@@ -150,7 +160,8 @@ func up(ctx context.Context, root string, args []string, stdout, stderr io.Write
 	defer stop()
 	fmt.Fprintln(stderr, "building the handler and starting the local stack…")
 	s, err := stack.Start(ctx, stack.Options{
-		RepoRoot: root, Addr: *addr, OTLPAddr: *otlp, Forwarding: forwarding,
+		RepoRoot: root, Addr: *addr, OTLPAddr: *otlp, Forwarding: forwarding, Proxying: proxying,
+		HostGeneration: funchost.Generation(*gen), TelemetryMode: *telemetryMode,
 		SettingsFile: *settings, Traces: stdout, Log: stderr, Settle: 750 * time.Millisecond, Forward: *forward,
 		FunctionKeys: keys, Runner: runs, Auth: stack.Auth(*auth),
 	})
@@ -158,7 +169,7 @@ func up(ctx context.Context, root string, args []string, stdout, stderr io.Write
 		return err
 	}
 	app := s.Host.App()
-	fmt.Fprintf(stdout, "\nnbtrace local stack (%s protocol)\n", app.Host.Mode())
+	fmt.Fprintf(stdout, "\nnbtrace local stack (a %s Functions host)\n", *gen)
 	fmt.Fprintf(stdout, "  Functions host stand-in  %s\n", s.URL)
 	for _, fn := range app.Functions {
 		fmt.Fprintf(stdout, "    %-5s %s%s  (auth: %s)\n", strings.Join(fn.Methods, ","), s.URL, fn.Path(app.Host.RoutePrefix), fn.AuthLevel)

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -42,6 +41,9 @@ type Config struct {
 	// Category: message"): the handler's output and its invocations' Logs
 	// among them; os.Stderr by default.
 	Log io.Writer
+	// Generation is the host generation the stand-in behaves as; Gen2026,
+	// the hosts Azure runs now, by default.
+	Generation Generation
 	// FunctionKeys, when not empty, are the keys accepted for functions
 	// whose authLevel is function or admin (as ?code= or x-functions-key).
 	// Empty: no key is checked, as under func start.
@@ -62,6 +64,7 @@ type Host struct {
 	prop        propagation.TextMapPropagator
 	sup         supervisor
 	port        int
+	telemetry   TelemetryMode
 	logs        hostLog
 	logMu       sync.Mutex
 	cancel      context.CancelFunc
@@ -70,6 +73,7 @@ type Host struct {
 // hostJSON holds the host.json fields the stand-in needs beyond manifest.
 type hostJSON struct {
 	FunctionTimeout string                     `json:"functionTimeout"`
+	TelemetryMode   string                     `json:"telemetryMode"`
 	Logging         map[string]json.RawMessage `json:"logging"`
 	CustomHandler   struct {
 		Description struct {
@@ -84,6 +88,9 @@ type hostJSON struct {
 func Start(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.Log == nil {
 		cfg.Log = os.Stderr
+	}
+	if cfg.Generation == "" {
+		cfg.Generation = Gen2026
 	}
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = noop.NewTracerProvider()
@@ -141,13 +148,10 @@ func Start(ctx context.Context, cfg Config) (*Host, error) {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.MaxIdleConnsPerHost = 512
 	h.transport = base
+	h.telemetry = parseTelemetryMode(hj.TelemetryMode)
 	h.client = &http.Client{
-		Timeout: fnTimeout + time.Minute,
-		Transport: otelhttp.NewTransport(base,
-			otelhttp.WithTracerProvider(cfg.TracerProvider),
-			otelhttp.WithPropagators(keepExisting{propagation.TraceContext{}}),
-			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }),
-		),
+		Timeout:       fnTimeout + time.Minute,
+		Transport:     hopTransport(base, cfg.Generation, h.telemetry, cfg.TracerProvider),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -159,7 +163,7 @@ func Start(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	h.sup.current = w
 	go h.supervise(sctx, w)
-	h.logf("host ready: %d functions, %s protocol, handler on %s", len(app.Functions), app.Host.Mode(), w.baseURL())
+	h.logf("host ready (a %s host, %s telemetry): %d functions, handler on %s", cfg.Generation, h.telemetry, len(app.Functions), w.baseURL())
 	return h, nil
 }
 
@@ -277,7 +281,7 @@ func (h *Host) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.WriteHeader(http.StatusNotFound)
 	case !h.authorized(fn, r):
 		rec.WriteHeader(http.StatusUnauthorized) // no body either
-	case fn.Mode == manifest.Forwarding:
+	case h.cfg.Generation.mode(h.app.Host, fn) == manifest.Forwarding:
 		h.forward(rec, r, fn)
 	default:
 		h.invokePayload(rec, r, fn, values)

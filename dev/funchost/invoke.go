@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -269,8 +270,22 @@ func (h *Host) forward(w http.ResponseWriter, r *http.Request, fn manifest.Funct
 		req.Header.Del("Content-Type")
 		req.Header.Del("Content-Length")
 	}
-	ua := strings.TrimSpace(r.Header.Get("User-Agent") + " Azure-Functions-Host/" + Version)
-	hostHeaders(req.Header, id, ua)
+	if h.proxying() {
+		// YARP's default transform: the original Host dropped, X-Forwarded-*
+		// set, the caller's User-Agent as it is; then the host's headers,
+		// replacing any of the caller's, and x-ms-invocation-id
+		// (DefaultHttpWorkerService.AddProxyingHeaders, DefaultHttpProxyService).
+		req.Host = ""
+		req.Header.Set("X-Forwarded-For", hostOnly(r.RemoteAddr))
+		req.Header.Set("X-Forwarded-Proto", "http")
+		req.Header.Set("X-Forwarded-Host", r.Host)
+		req.Header.Set("X-Azure-Functions-HostVersion", Version)
+		req.Header.Set("X-Azure-Functions-InvocationId", id)
+		req.Header.Set("X-Ms-Invocation-Id", id)
+	} else {
+		ua := strings.TrimSpace(r.Header.Get("User-Agent") + " Azure-Functions-Host/" + Version)
+		hostHeaders(req.Header, id, ua)
+	}
 	res, err := h.client.Do(req)
 	if err != nil {
 		h.fail(w, fn, id, fmt.Errorf("forward to the handler: %w", err))
@@ -287,6 +302,18 @@ func (h *Host) forward(w http.ResponseWriter, r *http.Request, fn manifest.Funct
 	}
 	w.WriteHeader(res.StatusCode)
 	_, _ = w.Write(answer)
+}
+
+// proxying reports whether the host proxies requests (YARP) rather than
+// rebuilding them: customHandler.enableProxyingHttpRequest, on hosts that
+// know it.
+func (h *Host) proxying() bool { return h.cfg.Generation == Gen2026 && h.app.Host.Proxying }
+
+func hostOnly(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
 
 // hostHeaders sets what the host adds to every request to the handler:

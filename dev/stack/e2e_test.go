@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nbtrace/nbtrace/dev/dbxstandin"
+	"github.com/nbtrace/nbtrace/dev/funchost"
 	"github.com/nbtrace/nbtrace/dev/otlpsink"
 )
 
@@ -67,6 +68,12 @@ func startStack(t *testing.T, o Options) *Stack {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	o.RepoRoot, o.Addr, o.OTLPAddr, o.Log = root, "127.0.0.1:0", "127.0.0.1:0", logFile
+	if o.HostGeneration == "" {
+		// The host generation that records its call to the handler, so
+		// that trees and span counts hold every hop; TestHostGenerations
+		// checks what each generation and telemetry mode records.
+		o.HostGeneration = funchost.Gen2024
+	}
 	o.Env = append([]string{"SIMULATE_LATENCY=20ms", "OTEL_BSP_SCHEDULE_DELAY=50"}, o.Env...)
 	s, err := Start(ctx, o)
 	if err != nil {

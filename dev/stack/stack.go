@@ -58,6 +58,15 @@ type Options struct {
 	// Forwarding, when not nil, overrides host.json's
 	// enableForwardingHttpRequest in the staged copy.
 	Forwarding *bool
+	// Proxying, when not nil, overrides host.json's
+	// enableProxyingHttpRequest in the staged copy.
+	Proxying *bool
+	// TelemetryMode, when set, is written as host.json's telemetryMode in
+	// the staged copy (ApplicationInsights or OpenTelemetry).
+	TelemetryMode string
+	// HostGeneration is the generation of the Functions host the stand-in
+	// behaves as; funchost.Gen2026, today's, by default.
+	HostGeneration funchost.Generation
 	// SettingsFile is read like func start reads local.settings.json; its
 	// Values reach the handler as environment variables. Missing is fine.
 	SettingsFile string
@@ -170,10 +179,18 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err := stage.Stage(ctx, stage.Options{RepoRoot: o.RepoRoot, Out: o.StageDir, Stderr: o.Log}); err != nil {
 		return nil, fmt.Errorf("stage the app: %w", err)
 	}
-	if o.Forwarding != nil {
-		if err := setForwarding(filepath.Join(o.StageDir, "host.json"), *o.Forwarding); err != nil {
-			return nil, err
+	if err := editHostJSON(filepath.Join(o.StageDir, "host.json"), func(hj, ch map[string]any) {
+		if o.Forwarding != nil {
+			ch["enableForwardingHttpRequest"] = *o.Forwarding
 		}
+		if o.Proxying != nil {
+			ch["enableProxyingHttpRequest"] = *o.Proxying
+		}
+		if o.TelemetryMode != "" {
+			hj["telemetryMode"] = o.TelemetryMode
+		}
+	}); err != nil {
+		return nil, err
 	}
 
 	sinkLn, err := net.Listen("tcp", o.OTLPAddr)
@@ -237,7 +254,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	env = append(env, o.Env...)
 	host, err := funchost.Start(ctx, funchost.Config{
 		AppRoot: o.StageDir, Env: env, TracerProvider: hostTP,
-		Log: o.Log, FunctionKeys: o.FunctionKeys,
+		Log: o.Log, FunctionKeys: o.FunctionKeys, Generation: o.HostGeneration,
 	})
 	if err != nil {
 		hostLn.Close()
@@ -456,9 +473,9 @@ func readSettings(path string) ([]string, int, error) {
 	return env, port, nil
 }
 
-// setForwarding sets customHandler.enableForwardingHttpRequest in a staged
-// host.json.
-func setForwarding(path string, on bool) error {
+// editHostJSON changes a staged host.json: edit gets it and its
+// customHandler section.
+func editHostJSON(path string, edit func(hj, customHandler map[string]any)) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -471,7 +488,7 @@ func setForwarding(path string, on bool) error {
 	if ch == nil {
 		return fmt.Errorf("%s has no customHandler", path)
 	}
-	ch["enableForwardingHttpRequest"] = on
+	edit(hj, ch)
 	out, err := json.MarshalIndent(hj, "", "  ")
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package hostproto
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -102,11 +103,39 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"status":"ready"}`)
 		return
 	}
-	if s.forwarding() {
+	if s.isForwarded(r) {
 		s.serveForwarded(w, r)
 		return
 	}
 	s.servePayload(w, r)
+}
+
+// isForwarded tells the protocol a request arrives in, whatever host.json
+// says: hosts before 2025 ignore customHandler.enableProxyingHttpRequest
+// and send payload invocations, POST /{FunctionName}; forwarding and
+// proxying hosts send the original request at its original path,
+// /{routePrefix}/... (DefaultHttpWorkerService). With a route prefix the
+// path tells them apart. Without one, a request to a function's own name
+// whose body is an invocation payload ({"Data": {...}}) is a payload
+// invocation; anything else is forwarded.
+func (s *Server) isForwarded(r *http.Request) bool {
+	if p := s.app.Host.RoutePrefix; p != "" {
+		// Routes match without regard to case, the prefix too.
+		return len(r.URL.Path) > len(p)+1 && strings.EqualFold(r.URL.Path[:len(p)+2], "/"+p+"/")
+	}
+	name := strings.Trim(r.URL.Path, "/")
+	if _, ok := s.app.Function(name); !ok || r.Method != http.MethodPost || strings.Contains(name, "/") {
+		return true
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.maxPayloadBytes()))
+	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
+	if err != nil {
+		return false // the payload path answers it as a payload too large or unreadable
+	}
+	var probe struct {
+		Data map[string]json.RawMessage `json:"Data"`
+	}
+	return json.Unmarshal(body, &probe) != nil || probe.Data == nil
 }
 
 // servePayload handles POST /{FunctionName}. Protocol-level problems (an
@@ -154,7 +183,7 @@ func (s *Server) servePayload(w http.ResponseWriter, r *http.Request) {
 			inner, _ = http.NewRequestWithContext(ctx, http.MethodPost, "/", http.NoBody)
 		}
 	}
-	bw, logs := s.invoke(fn, r, inner, src, buildErr, true)
+	bw, logs := s.invoke(fn, r, inner, src, buildErr, manifest.Payload)
 	writeResult(w, fn, bw, logs)
 }
 
@@ -163,7 +192,7 @@ func (s *Server) servePayload(w http.ResponseWriter, r *http.Request) {
 func (s *Server) answerTooLarge(w http.ResponseWriter, r *http.Request, fn manifest.Function) {
 	ctx, src := ExtractParent(r.Context(), s.opts.Propagator, r.Header, nil)
 	inner, _ := http.NewRequestWithContext(ctx, http.MethodPost, "/", http.NoBody)
-	bw, logs := s.invoke(fn, r, inner, src, api.Errorf(api.ETOOLARGE, "the body is larger than %d bytes", s.opts.MaxBodyBytes), true)
+	bw, logs := s.invoke(fn, r, inner, src, api.Errorf(api.ETOOLARGE, "the body is larger than %d bytes", s.opts.MaxBodyBytes), manifest.Payload)
 	writeResult(w, fn, bw, logs)
 }
 
@@ -191,7 +220,7 @@ func (s *Server) serveForwarded(w http.ResponseWriter, r *http.Request) {
 		if methodMismatch {
 			err = &api.Error{Code: api.EMETHOD, Message: fmt.Sprintf("%s is not allowed here", r.Method), Allow: s.allowed(r.URL.EscapedPath())}
 		}
-		bw, _ := s.invoke(manifest.Function{}, r, r, src, err, false)
+		bw, _ := s.invoke(manifest.Function{}, r, r, src, err, manifest.Forwarding)
 		bw.relay(w)
 		return
 	}
@@ -205,7 +234,7 @@ func (s *Server) serveForwarded(w http.ResponseWriter, r *http.Request) {
 		preErr = api.Errorf(api.ETOOLARGE, "the body is larger than %d bytes", s.opts.MaxBodyBytes)
 	}
 	inner.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
-	bw, _ := s.invoke(fn, r, inner, src, preErr, false)
+	bw, _ := s.invoke(fn, r, inner, src, preErr, manifest.Forwarding)
 	bw.relay(w)
 }
 
@@ -230,7 +259,7 @@ func (s *Server) maxPayloadBytes() int64 {
 // problem body, in its own span so the trace id it names exists.
 func (s *Server) protocolError(w http.ResponseWriter, r *http.Request, fn manifest.Function, err error) {
 	ctx, src := ExtractParent(r.Context(), s.opts.Propagator, r.Header, nil)
-	bw, _ := s.invoke(fn, r, r.WithContext(ctx), src, err, false)
+	bw, _ := s.invoke(fn, r, r.WithContext(ctx), src, err, manifest.Payload)
 	out := bw.output()
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	if out.Headers["Allow"] != "" {
@@ -242,10 +271,10 @@ func (s *Server) protocolError(w http.ResponseWriter, r *http.Request, fn manife
 
 // invoke runs one invocation inside its SERVER span: fn's handler on inner
 // (or, when preErr is set, the problem preErr describes). host is the host's
-// request to the handler. It returns the buffered answer and, when logs
-// is set (an answer with Logs: payload mode), the invocation's log lines
+// request to the handler, in protocol mode. It returns the buffered answer
+// and, in payload mode (an answer with Logs), the invocation's log lines
 // below Warn, which then go nowhere else to the host.
-func (s *Server) invoke(fn manifest.Function, host, inner *http.Request, src Source, preErr error, logs bool) (*bufferedWriter, []string) {
+func (s *Server) invoke(fn manifest.Function, host, inner *http.Request, src Source, preErr error, mode manifest.Mode) (*bufferedWriter, []string) {
 	start := time.Now()
 	ctx := inner.Context()
 	route := ""
@@ -260,7 +289,7 @@ func (s *Server) invoke(fn manifest.Function, host, inner *http.Request, src Sou
 		semconv.FaaSTriggerHTTP,
 		semconv.HTTPRequestMethodKey.String(inner.Method),
 		AttrParentSource.String(string(src)),
-		AttrProtocol.String(s.app.Host.Mode().String()),
+		AttrProtocol.String(mode.String()),
 	}
 	if fn.Name != "" {
 		attrs = append(attrs, semconv.FaaSName(s.faasName(fn.Name)), semconv.HTTPRoute(route),
@@ -287,7 +316,7 @@ func (s *Server) invoke(fn manifest.Function, host, inner *http.Request, src Sou
 	}
 	ctx, span := s.tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
 	var capture *telemetry.Capture
-	if logs {
+	if mode == manifest.Payload {
 		ctx, capture = telemetry.CaptureLogs(ctx)
 	}
 	inner = inner.WithContext(ctx)
@@ -345,12 +374,6 @@ func (s *Server) invoke(fn manifest.Function, host, inner *http.Request, src Sou
 	}
 	return bw, capture.Lines()
 }
-
-// forwarding reports whether the host forwards requests. The host decides
-// per function, but every function this handler serves has exactly one
-// httpTrigger and one http output (manifest.ParseFunction rejects others),
-// so the host.json switch decides for all of them.
-func (s *Server) forwarding() bool { return s.app.Host.Mode() == manifest.Forwarding }
 
 func (s *Server) faasName(fn string) string {
 	if s.opts.SiteName == "" {
