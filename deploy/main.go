@@ -62,11 +62,19 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, com
 	fs.StringVar(&o.Requirements, "requirements", o.Requirements, "pinned PyPI packages installed on the job cluster")
 	fs.StringVar(&o.JobName, "job-name", o.JobName, "the job's name; an existing job of this name is updated")
 	fs.StringVar(&o.WorkspaceDir, "workspace-dir", o.WorkspaceDir, "where the notebooks go in the workspace")
-	fs.StringVar(&o.SparkVersion, "spark-version", o.SparkVersion, "Databricks Runtime of the job cluster")
-	fs.StringVar(&o.NodeType, "node-type", o.NodeType, "VM size of the single-node job cluster")
+	fs.Func("compute", "what the job runs on: serverless (starts in under a minute) or classic (a new job cluster per run, minutes to start; for workspaces without serverless); default serverless, or DATABRICKS_COMPUTE", func(v string) error {
+		o.Compute = deploy.Compute(v)
+		return nil
+	})
+	fs.StringVar(&o.EnvironmentVersion, "environment-version", o.EnvironmentVersion, "serverless environment version of the job")
+	fs.StringVar(&o.SparkVersion, "spark-version", o.SparkVersion, "Databricks Runtime of the job cluster (classic)")
+	fs.StringVar(&o.NodeType, "node-type", o.NodeType, "VM size of the single-node job cluster (classic)")
 	fs.StringVar(&o.AppClientID, "app-client-id", "", "client id of the app's managed identity: added to the workspace and granted CAN_MANAGE_RUN on the job")
 	settings := fs.String("settings", "", "a local.settings.json to write DATABRICKS_JOB_ID into")
 	azdHook := fs.Bool("azd-postprovision", false, "run as azd's post-provision hook: deploy as the Azure CLI's user, let the app's identity run the job, store the job id in azd and the app's settings")
+	if c := getenv("DATABRICKS_COMPUTE"); c != "" {
+		o.Compute = deploy.Compute(c)
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -21,15 +21,18 @@ caller that sampled the trace gets all of it, one that did not (flags
 names, or Azure Monitor's ``microsoft.rate_limited`` and
 ``microsoft.fixed_percentage``.
 
-Settings come from the environment of the job cluster, never from the
-notebook's source:
+Settings come from the settings file the deploy step writes beside this
+module (``nbtrace_settings.json``: the settings that are not secret, and the
+secret scope and key of each secret, read with ``dbutils.secrets``), the same
+on serverless compute, a job cluster and an interactive cluster; the
+environment, where set, wins (local runs). Never from the notebook's source:
 
 ``APPLICATIONINSIGHTS_CONNECTION_STRING``
     Export spans and log records to Application Insights, with
     ``azure-monitor-opentelemetry-exporter``.
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT``
     Export spans and log records over OTLP/HTTP (headers from
-    ``OTEL_EXPORTER_OTLP_HEADERS``).
+    ``OTEL_EXPORTER_OTLP_HEADERS``, ``k=v,k2=v2``).
 ``OTEL_SERVICE_NAME``
     ``service.name``, ``databricks-notebook`` by default.
 ``NBTRACE_FLUSH_TIMEOUT_MS``
@@ -38,12 +41,14 @@ notebook's source:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from opentelemetry import baggage as otel_baggage
@@ -77,6 +82,7 @@ __all__ = [
     "resource_for",
     "run",
     "sampler_from",
+    "settings_values",
 ]
 
 TRACE_PARAMETERS: tuple[str, ...] = ("traceparent", "tracestate", "baggage")
@@ -196,6 +202,7 @@ class Settings:
     connection_string: str = field(default="", repr=False)
     otlp_traces_endpoint: str = ""
     otlp_logs_endpoint: str = ""
+    otlp_headers: dict[str, str] = field(default_factory=dict, repr=False)
     flush_timeout_ms: int = 30000
 
     @classmethod
@@ -208,6 +215,7 @@ class Settings:
             connection_string=env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", ""),
             otlp_traces_endpoint=env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "") or (base and base + "/v1/traces"),
             otlp_logs_endpoint=env.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "") or (base and base + "/v1/logs"),
+            otlp_headers=_headers(env.get("OTEL_EXPORTER_OTLP_HEADERS", "")),
             flush_timeout_ms=int(timeout) if timeout.isdigit() else 30000,
         )
 
@@ -220,6 +228,61 @@ class Settings:
         if self.otlp_traces_endpoint:
             targets.append(f"OTLP/HTTP ({_host_of(self.otlp_traces_endpoint)})")
         return ", ".join(targets) or "nowhere (no exporter configured: spans stay in the notebook)"
+
+
+def _headers(value: str) -> dict[str, str]:
+    """Parse OTEL_EXPORTER_OTLP_HEADERS (``k=v,k2=v2``, values URL-encoded)."""
+    from urllib.parse import unquote
+
+    out = {}
+    for part in value.split(","):
+        key, sep, val = part.partition("=")
+        if sep and key.strip():
+            out[key.strip()] = unquote(val.strip())
+    return out
+
+
+SETTINGS_FILE = "nbtrace_settings.json"
+"""The settings file the deploy step writes beside this module."""
+
+
+def settings_values(
+    environ: Mapping[str, str] | None = None,
+    *,
+    dbutils: Any = None,
+    settings_file: Path | None = None,
+) -> dict[str, str]:
+    """Return the notebook's settings by name: the settings file's, its secrets, then the environment's.
+
+    The settings file (``SETTINGS_FILE`` beside this module unless given)
+    holds ``{"settings": {name: value}, "secrets": {name: {"scope", "key"}}}``.
+    A secret is read with ``dbutils.secrets.get`` on Databricks; without
+    dbutils, from ``NBTRACE_LOCAL_SECRETS`` (scope to key to value, what the
+    local Databricks stand-in gives a run). A secret that does not exist
+    raises, as dbutils does. A setting set in the environment wins over the
+    file and is not read from a secret.
+    """
+    env = os.environ if environ is None else environ
+    path = settings_file or Path(__file__).with_name(SETTINGS_FILE)
+    values: dict[str, str] = {}
+    if path.is_file():
+        data = json.loads(path.read_text())
+        values.update({k: str(v) for k, v in (data.get("settings") or {}).items()})
+        for name, ref in (data.get("secrets") or {}).items():
+            if not env.get(name):
+                values[name] = _secret(ref["scope"], ref["key"], dbutils, env)
+    values.update({k: v for k, v in env.items() if v})
+    return values
+
+
+def _secret(scope: str, key: str, dbutils: Any, env: Mapping[str, str]) -> str:
+    if dbutils is not None:
+        return str(dbutils.secrets.get(scope=scope, key=key))
+    local = json.loads(env.get("NBTRACE_LOCAL_SECRETS") or "{}")
+    try:
+        return str(local[scope][key])
+    except KeyError:
+        raise ValueError(f"Secret does not exist with scope: {scope} and key: {key}") from None
 
 
 def _connection_string_field(cs: str, name: str) -> str:
@@ -327,9 +390,10 @@ def _pipeline(settings: Settings, resource: Resource, sampler: Sampler) -> _Pipe
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        span_exporters.append(OTLPSpanExporter(endpoint=settings.otlp_traces_endpoint))
+        headers = settings.otlp_headers or None
+        span_exporters.append(OTLPSpanExporter(endpoint=settings.otlp_traces_endpoint, headers=headers))
         if settings.otlp_logs_endpoint:
-            log_exporters.append(OTLPLogExporter(endpoint=settings.otlp_logs_endpoint))
+            log_exporters.append(OTLPLogExporter(endpoint=settings.otlp_logs_endpoint, headers=headers))
     if settings.connection_string:
         for key, value in _AZURE_MONITOR_DEFAULTS.items():
             os.environ.setdefault(key, value)
@@ -446,20 +510,23 @@ def run(
     settings: Settings | None = None,
     tracer_provider: TracerProvider | None = None,
     environ: Mapping[str, str] | None = None,
+    dbutils: Any = None,
 ) -> Iterator[NotebookRun]:
     """Run the notebook body inside its CONSUMER span.
 
     The span is a child of the job parameters' trace context (or a new
     root, with a warning, when there is none). An exception in the body is
     recorded on the span, which is marked as an error, and raised again so
-    the job fails visibly. Whatever happens, every span and log record is
+    the job fails visibly. Settings are read with ``settings_values`` (pass
+    ``dbutils`` on Databricks, for the secrets). Whatever happens, every span and log record is
     flushed before this returns.
     """
     _correlate_logging()
-    settings = settings or Settings.from_environ(environ)
+    values = settings_values(environ, dbutils=dbutils) if settings is None or tracer_provider is None else {}
+    settings = settings or Settings.from_environ(values)
     pipeline: _Pipeline | None = None
     if tracer_provider is None:
-        pipeline = _pipeline(settings, resource_for(params, environ), sampler_from(environ))
+        pipeline = _pipeline(settings, resource_for(params, values), sampler_from(values))
         tracer_provider = pipeline.tracer_provider
     log.info("telemetry goes to %s", settings.describe())
     ctx, problem = parent_context(params)

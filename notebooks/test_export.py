@@ -184,3 +184,61 @@ def test_runs_in_one_process_export_their_own(endpoints: Endpoints, caplog: pyte
     assert len(endpoints.logs) >= 3 and all(
         format(int.from_bytes(r.trace_id, "big"), "032x") == TRACE_ID for r in endpoints.logs if r.trace_id
     )
+
+
+class FakeSecrets:
+    def __init__(self, values: dict[tuple[str, str], str]) -> None:
+        self.values = values
+        self.read: list[tuple[str, str]] = []
+
+    def get(self, scope: str, key: str) -> str:
+        self.read.append((scope, key))
+        if (scope, key) not in self.values:
+            raise ValueError(f"Secret does not exist with scope: {scope} and key: {key}")
+        return self.values[(scope, key)]
+
+
+class FakeDbutils:
+    def __init__(self, secrets: FakeSecrets) -> None:
+        self.secrets = secrets
+
+
+def test_settings_come_from_the_file_and_the_secret_scope(tmp_path: Any, endpoints: Endpoints) -> None:
+    """The same settings on any compute: the file beside the module, secrets through dbutils, the environment first."""
+    path = tmp_path / nbt.SETTINGS_FILE
+    path.write_text(
+        json.dumps(
+            {
+                "settings": {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoints.url, "OTEL_SERVICE_NAME": "etl"},
+                "secrets": {
+                    "APPLICATIONINSIGHTS_CONNECTION_STRING": {"scope": "nbtrace", "key": "cs"},
+                    "OTEL_EXPORTER_OTLP_HEADERS": {"scope": "nbtrace", "key": "h"},
+                },
+            }
+        )
+    )
+    secrets = FakeSecrets({("nbtrace", "cs"): endpoints.connection_string, ("nbtrace", "h"): "x-api-key=s3cr3t"})
+    values = nbt.settings_values({}, dbutils=FakeDbutils(secrets), settings_file=path)
+    assert values["OTEL_SERVICE_NAME"] == "etl"
+    assert values["APPLICATIONINSIGHTS_CONNECTION_STRING"] == endpoints.connection_string
+    settings = nbt.Settings.from_environ(values)
+    assert settings.otlp_headers == {"x-api-key": "s3cr3t"} and "s3cr3t" not in repr(settings)
+    # The environment wins, and a secret it sets is not read.
+    secrets.read.clear()
+    values = nbt.settings_values(
+        {"OTEL_SERVICE_NAME": "local", "OTEL_EXPORTER_OTLP_HEADERS": "a=b"},
+        dbutils=FakeDbutils(secrets),
+        settings_file=path,
+    )
+    assert values["OTEL_SERVICE_NAME"] == "local" and values["OTEL_EXPORTER_OTLP_HEADERS"] == "a=b"
+    assert secrets.read == [("nbtrace", "cs")]
+    # Locally, without dbutils: the stand-in's secrets; a missing one fails the run as dbutils would.
+    local = {"NBTRACE_LOCAL_SECRETS": json.dumps({"nbtrace": {"cs": "InstrumentationKey=x", "h": "a=b"}})}
+    assert (
+        nbt.settings_values(local, settings_file=path)["APPLICATIONINSIGHTS_CONNECTION_STRING"]
+        == "InstrumentationKey=x"
+    )
+    with pytest.raises(ValueError, match="Secret does not exist with scope: nbtrace and key: cs"):
+        nbt.settings_values({"NBTRACE_LOCAL_SECRETS": "{}"}, settings_file=path)
+    # No file: the environment alone, as before.
+    assert nbt.settings_values({"A": "1"}, settings_file=tmp_path / "none.json") == {"A": "1"}

@@ -50,3 +50,59 @@ func clusterProblem(clusters []jobs.JobCluster) string {
 	}
 	return ""
 }
+
+// environmentVersions are the serverless environment versions Databricks
+// serves (https://docs.databricks.com/release-notes/serverless/environment-version/).
+var environmentVersions = map[string]bool{"2": true, "3": true, "4": true, "5": true}
+
+// taskProblem says why Databricks would refuse a job's tasks, or "". A
+// task with no job cluster, new cluster or existing cluster runs on
+// serverless compute ("If no job_cluster_key, existing_cluster_id, or
+// new_cluster were specified in task definition, then task will executed
+// using serverless compute", terraform-provider-databricks docs/resources/job.md):
+// it takes no libraries ("Libraries field is not supported for serverless
+// task, please specify libraries in environment.", as Databricks answers)
+// and names, if any, an environment the job defines, whose version
+// Databricks serves. The wording of the other refusals is the stand-in's.
+func taskProblem(settings jobs.JobSettings) string {
+	envs := map[string]*compute.Environment{}
+	for _, e := range settings.Environments {
+		if e.Spec == nil {
+			return fmt.Sprintf("Environment %s has no spec.", e.EnvironmentKey)
+		}
+		switch {
+		case e.Spec.Client != "" && e.Spec.EnvironmentVersion == "":
+			return fmt.Sprintf("Invalid platform channel Client-%s", e.Spec.Client)
+		case !environmentVersions[e.Spec.EnvironmentVersion]:
+			return fmt.Sprintf("Environment %s: environment version %q is not one Databricks serves.", e.EnvironmentKey, e.Spec.EnvironmentVersion)
+		}
+		for _, d := range e.Spec.Dependencies {
+			if strings.TrimSpace(d) == "" || strings.HasPrefix(strings.TrimSpace(d), "-") {
+				return fmt.Sprintf("Environment %s: %q is not a pip requirement.", e.EnvironmentKey, d)
+			}
+		}
+		envs[e.EnvironmentKey] = e.Spec
+	}
+	clusters := map[string]bool{}
+	for _, jc := range settings.JobClusters {
+		clusters[jc.JobClusterKey] = true
+	}
+	for _, t := range settings.Tasks {
+		if t.JobClusterKey != "" && !clusters[t.JobClusterKey] {
+			return fmt.Sprintf("Task %s refers to job cluster %s, which the job does not define.", t.TaskKey, t.JobClusterKey)
+		}
+		serverless := t.JobClusterKey == "" && t.NewCluster == nil && t.ExistingClusterId == ""
+		if serverless && len(t.Libraries) > 0 {
+			return "Libraries field is not supported for serverless task, please specify libraries in environment."
+		}
+		if t.EnvironmentKey != "" && envs[t.EnvironmentKey] == nil {
+			return fmt.Sprintf("Task %s refers to environment %s, which the job does not define.", t.TaskKey, t.EnvironmentKey)
+		}
+	}
+	return ""
+}
+
+// serverless reports whether a task runs on serverless compute.
+func serverless(t jobs.Task) bool {
+	return t.JobClusterKey == "" && t.NewCluster == nil && t.ExistingClusterId == ""
+}

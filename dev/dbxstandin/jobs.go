@@ -18,7 +18,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if problem := clusterProblem(req.JobClusters); problem != "" {
+	if problem := clusterProblem(req.JobClusters) + taskProblem(jobs.JobSettings{JobClusters: req.JobClusters, Environments: req.Environments, Tasks: req.Tasks}); problem != "" {
 		writeError(w, http.StatusBadRequest, "INVALID_PARAMETER_VALUE", problem)
 		return
 	}
@@ -26,7 +26,7 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	// (jobs.JobSettings.Format).
 	settings := jobs.JobSettings{Name: req.Name, Parameters: req.Parameters, Tasks: req.Tasks, JobClusters: req.JobClusters,
 		Environments: req.Environments, MaxConcurrentRuns: req.MaxConcurrentRuns, Tags: req.Tags, TimeoutSeconds: req.TimeoutSeconds,
-		Queue: req.Queue, Description: req.Description, Format: jobs.FormatMultiTask}
+		Queue: req.Queue, Description: req.Description, Format: jobs.FormatMultiTask, PerformanceTarget: req.PerformanceTarget}
 	m := caller(r)
 	s.mu.Lock()
 	s.nextID++
@@ -59,7 +59,7 @@ func (s *Server) resetJob(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if problem := clusterProblem(req.NewSettings.JobClusters); problem != "" {
+	if problem := clusterProblem(req.NewSettings.JobClusters) + taskProblem(req.NewSettings); problem != "" {
 		writeError(w, http.StatusBadRequest, "INVALID_PARAMETER_VALUE", problem)
 		return
 	}
@@ -176,10 +176,11 @@ func (s *Server) runNow(w http.ResponseWriter, r *http.Request) {
 		params[p.Name] = jp.Value
 		run.JobParameters = append(run.JobParameters, jp)
 	}
-	rc := RunContext{JobID: j.JobId, RunID: runID, Parameters: params, EnvVars: map[string]string{}}
+	rc := RunContext{JobID: j.JobId, RunID: runID, Parameters: params, EnvVars: map[string]string{}, Secrets: s.secretsCopy()}
 	var launchErr string
 	if len(j.Settings.Tasks) > 0 {
 		task := &j.Settings.Tasks[0]
+		rc.Serverless = serverless(*task)
 		s.nextID++
 		run.Tasks = []jobs.RunTask{{TaskKey: task.TaskKey, RunId: s.nextID, RunPageUrl: s.runPageURL(j.JobId, s.nextID)}}
 		if task.NotebookTask != nil {
@@ -230,7 +231,11 @@ func (s *Server) execute(run *jobs.Run, rc RunContext, launchErr string) {
 	queued := wait(s.opts.QueueDelay)
 	s.setState(run, jobs.RunLifeCycleStatePending, jobs.RunLifecycleStateV2StatePending, "Waiting for cluster")
 	taskStart := time.Now()
-	setup := wait(s.opts.SetupDelay)
+	setupDelay := s.opts.SetupDelay
+	if rc.Serverless {
+		setupDelay = s.opts.ServerlessSetupDelay
+	}
+	setup := wait(setupDelay)
 	var execution, cleanup time.Duration
 	result, msg := jobs.RunResultStateSuccess, ""
 	var details *jobs.TerminationDetails

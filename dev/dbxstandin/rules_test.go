@@ -165,3 +165,34 @@ func TestImportFormats(t *testing.T) {
 		t.Errorf("the notebook kept its extension: %d %v", code, m)
 	}
 }
+
+const serverlessJob = `{"name":"s","environments":[{"environment_key":"e","spec":{"environment_version":"4","dependencies":["opentelemetry-sdk==1.45.1"]}}],
+ "tasks":[{"task_key":"nb","environment_key":"e","notebook_task":{"notebook_path":"/Shared/x/nb"}}]}`
+
+// TestServerlessJobs: what Databricks refuses in a serverless job, and the
+// start-up each kind of compute takes.
+func TestServerlessJobs(t *testing.T) {
+	srv := newServer(t, Options{SetupDelay: 300 * time.Millisecond, ServerlessSetupDelay: 20 * time.Millisecond,
+		Runner: RunnerFunc(func(_ context.Context, rc RunContext) error {
+			if !rc.Serverless {
+				t.Error("a serverless run was told it is not")
+			}
+			return nil
+		})})
+	for name, body := range map[string]string{
+		"libraries on a serverless task": strings.Replace(serverlessJob, `"environment_key":"e","notebook`, `"environment_key":"e","libraries":[{"pypi":{"package":"x==1"}}],"notebook`, 1),
+		"an environment not defined":     strings.Replace(serverlessJob, `"task_key":"nb","environment_key":"e"`, `"task_key":"nb","environment_key":"f"`, 1),
+		"an unknown environment version": strings.Replace(serverlessJob, `"environment_version":"4"`, `"environment_version":"latest"`, 1),
+		"the old client field":           strings.Replace(serverlessJob, `"environment_version":"4"`, `"client":"1"`, 1),
+	} {
+		if code, m := call(t, srv, "POST", "/api/2.2/jobs/create", "t", body); code != 400 || m["error_code"] != "INVALID_PARAMETER_VALUE" {
+			t.Errorf("%s: %d %v", name, code, m)
+		}
+	}
+	_, m := call(t, srv, "POST", "/api/2.2/jobs/create", "t", serverlessJob)
+	_, m = call(t, srv, "POST", "/api/2.2/jobs/run-now", "t", `{"job_id":`+jsonInt(int64(m["job_id"].(float64)))+`}`)
+	run := waitRun(t, srv, jsonInt(int64(m["run_id"].(float64))))
+	if setup := run["tasks"].([]any)[0].(map[string]any)["setup_duration"].(float64); setup < 20 || setup >= 300 {
+		t.Errorf("a serverless run set up in %v ms, want serverless' 20 ms, not a cluster's 300", setup)
+	}
+}

@@ -46,6 +46,11 @@ type RunContext struct {
 	Parameters map[string]string
 	// EnvVars are the job cluster's spark_env_vars, secrets resolved.
 	EnvVars map[string]string
+	// Secrets are the workspace's secrets by scope and key: what
+	// dbutils.secrets reads on Databricks.
+	Secrets map[string]map[string]string
+	// Serverless reports a run on serverless compute.
+	Serverless bool
 }
 
 // Options configures a Server.
@@ -55,8 +60,10 @@ type Options struct {
 	// Runner executes notebooks; nil finishes each run at once, SUCCESS.
 	Runner Runner
 	// QueueDelay, SetupDelay and CleanupDelay are the run's phases around
-	// the notebook's execution (cluster start-up and tear-down).
+	// the notebook's execution (cluster start-up and tear-down); a run on
+	// serverless compute sets up in ServerlessSetupDelay instead.
 	QueueDelay, SetupDelay, CleanupDelay time.Duration
+	ServerlessSetupDelay                 time.Duration
 	// RunTimeout bounds a run; 10 minutes by default.
 	RunTimeout time.Duration
 	// Azure, when set, admits Microsoft Entra ID tokens as Azure

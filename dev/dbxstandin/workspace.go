@@ -2,6 +2,7 @@ package dbxstandin
 
 import (
 	"bytes"
+	"maps"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -223,4 +224,13 @@ func (s *Server) resolveSecret(v string) (value, problem string) {
 		return val
 	})
 	return value, problem
+}
+
+// secretsCopy is the workspace's secrets. The caller holds s.mu.
+func (s *Server) secretsCopy() map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for scope, kv := range s.secrets {
+		out[scope] = maps.Clone(kv)
+	}
+	return out
 }

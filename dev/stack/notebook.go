@@ -3,6 +3,7 @@ package stack
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -83,10 +84,18 @@ func NotebookRunner(root string, log io.Writer) dbxstandin.Runner {
 		for k, v := range rc.EnvVars {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
+		// What dbutils.secrets would read on Databricks: the module reads
+		// it here when there is no dbutils, and fails on a missing secret
+		// as dbutils does.
+		secrets, err := json.Marshal(rc.Secrets)
+		if err != nil {
+			return err
+		}
+		cmd.Env = append(cmd.Env, "NBTRACE_LOCAL_SECRETS="+string(secrets))
 		var out bytes.Buffer
 		cmd.Stdout = &out
 		cmd.Stderr = &out
-		err := cmd.Run()
+		err = cmd.Run()
 		_ = os.WriteFile(filepath.Join(dir, "papermill.log"), out.Bytes(), 0o644)
 		if err != nil {
 			fmt.Fprintf(log, "[databricks] run %d failed; see %s\n", rc.RunID, dir)

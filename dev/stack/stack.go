@@ -92,6 +92,9 @@ type Options struct {
 	// Auth is how the handler signs in to Databricks: AuthIdentity (the
 	// default, as in Azure) or AuthToken.
 	Auth Auth
+	// Compute is what the deploy step defines the job to run on:
+	// serverless (the default) or classic.
+	Compute deploy.Compute
 	// AppInsights starts an Application Insights ingestion stand-in
 	// (Stack.Ingestion): the handler exports to it besides the sink, and
 	// the notebook job to it alone, its connection string reaching the
@@ -278,6 +281,21 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	return s, nil
 }
 
+// Start-up of each kind of Databricks compute, which the stand-in's runs
+// take before their notebook starts, TimeScale times faster.
+const (
+	// ServerlessStartup: serverless compute for jobs, performance-optimized
+	// (the default): "workloads typically start in less than a minute"
+	// (https://docs.databricks.com/compute/serverless/performance-modes).
+	ServerlessStartup = 50 * time.Second
+	// ClassicStartup: a new job cluster. Databricks publishes no figure;
+	// users report "several minutes" (dbt-labs/dbt-spark#10) and "5-6
+	// minutes" (jupyter-databricks-kernel#79).
+	ClassicStartup = 5 * time.Minute
+	// TimeScale: the local stack runs start-ups this many times faster.
+	TimeScale = 100
+)
+
 // standinToken is the local stand-in's personal access token, its
 // developer's; it guards nothing but loopback.
 const standinToken = "dapi-local-stand-in"
@@ -292,9 +310,10 @@ const WorkspaceResourceID = "/subscriptions/00000000-0000-0000-0000-000000000000
 // Databricks settings.
 func (s *Stack) startDatabricks(ctx context.Context, o Options) ([]string, error) {
 	opts := dbxstandin.Options{Token: standinToken, Runner: o.Runner,
-		QueueDelay: 50 * time.Millisecond, SetupDelay: 200 * time.Millisecond, CleanupDelay: 50 * time.Millisecond}
+		QueueDelay: 50 * time.Millisecond, CleanupDelay: 50 * time.Millisecond,
+		SetupDelay: ClassicStartup / TimeScale, ServerlessSetupDelay: ServerlessStartup / TimeScale}
 	if t := o.DatabricksTiming; t != nil {
-		opts.QueueDelay, opts.SetupDelay, opts.CleanupDelay = t.QueueDelay, t.SetupDelay, t.CleanupDelay
+		opts.QueueDelay, opts.SetupDelay, opts.CleanupDelay, opts.ServerlessSetupDelay = t.QueueDelay, t.SetupDelay, t.CleanupDelay, t.ServerlessSetupDelay
 	}
 	if opts.Runner == nil {
 		opts.Runner = NotebookRunner(o.RepoRoot, o.Log)
@@ -307,6 +326,9 @@ func (s *Stack) startDatabricks(ctx context.Context, o Options) ([]string, error
 	}
 	var handlerEnv []string
 	deployOpts := deploy.DefaultOptions(o.RepoRoot)
+	if o.Compute != "" {
+		deployOpts.Compute = o.Compute
+	}
 	var clientOpts []databricks.Option
 	switch o.Auth {
 	case AuthToken:

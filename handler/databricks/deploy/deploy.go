@@ -3,8 +3,10 @@ package deploy
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -37,17 +39,23 @@ type JobSpec struct {
 	Files map[string][]byte
 	// Entry is the notebook the job runs, such as distributed_tracing.ipynb.
 	Entry string
-	// Libraries are pinned PyPI requirements installed on the job cluster:
-	// the notebook needs no %pip.
+	// Libraries are pinned PyPI requirements the compute installs before
+	// the notebook runs (a serverless environment's dependencies, a job
+	// cluster's libraries): the notebook needs no %pip.
 	Libraries []string
-	// SparkVersion and NodeType of the single-node job cluster.
+	// Compute is what the job runs on: ComputeServerless or ComputeClassic.
+	Compute Compute
+	// SparkVersion and NodeType of the single-node job cluster (classic).
 	SparkVersion, NodeType string
-	// EnvVars are environment variables of the job cluster (telemetry
-	// settings that are not secret, such as the OTLP endpoint).
+	// EnvironmentVersion of the serverless environment (serverless).
+	EnvironmentVersion string
+	// EnvVars are the notebook's telemetry settings that are not secret
+	// (such as the OTLP endpoint): written to SettingsFile beside the
+	// notebook, which reads them on any compute.
 	EnvVars map[string]string
-	// SecretEnvVars are stored in the secret scope SecretScope and handed
-	// to the cluster as {{secrets/scope/key}} references: the notebook reads
-	// them from its environment and never holds them in its source.
+	// SecretEnvVars are stored in the secret scope SecretScope; SettingsFile
+	// names them, and the notebook reads them with dbutils.secrets: they
+	// are never in its source, its settings file or the job.
 	SecretEnvVars map[string]string
 	SecretScope   string
 	// Parameters are extra job parameters with their defaults, besides the
@@ -59,6 +67,29 @@ type JobSpec struct {
 	// needs to start runs and read them without being a workspace admin.
 	AppClientID string
 }
+
+// Compute is what the job runs on.
+type Compute string
+
+// Kinds of compute.
+const (
+	// ComputeServerless: serverless compute for jobs, which starts in
+	// under a minute (performance-optimized, the default), with the
+	// packages as the environment's dependencies.
+	ComputeServerless Compute = "serverless"
+	// ComputeClassic: a new single-node job cluster for each run, which
+	// takes minutes to start; for workspaces without serverless compute.
+	ComputeClassic Compute = "classic"
+)
+
+// SettingsFile is the notebook's settings file, written beside it.
+const SettingsFile = "nbtrace_settings.json"
+
+// EnvironmentVersion is the serverless environment the job runs in,
+// version 4 (Python 3.12; protobuf 5.29.4 and the other packages
+// notebooks/requirements-job.txt keeps at the versions it ships, as
+// Databricks Runtime 17.3 LTS does).
+const EnvironmentVersion = "4"
 
 // TraceParameters are the job parameters that carry the trace context.
 // Their default is empty: a run started without them starts its own trace,
@@ -82,39 +113,65 @@ func (s JobSpec) Settings(notebookPath string) jobs.JobSettings {
 	for _, k := range names {
 		params = append(params, jobs.JobParameterDefinition{Name: k, Default: s.Parameters[k]})
 	}
-	env := map[string]string{}
-	for k, v := range s.EnvVars {
-		env[k] = v
-	}
-	for k := range s.SecretEnvVars {
-		env[k] = "{{secrets/" + s.SecretScope + "/" + secretKey(k) + "}}"
-	}
-	var libs []compute.Library
-	for _, l := range s.Libraries {
-		libs = append(libs, compute.Library{Pypi: &compute.PythonPyPiLibrary{Package: l}})
-	}
-	return jobs.JobSettings{
+	settings := jobs.JobSettings{
 		Name:              s.Name,
 		Description:       "Runs the nbtrace notebook; started by the notebook function with the caller's trace context. Managed by go run ./deploy.",
 		MaxConcurrentRuns: 20,
 		Queue:             &jobs.QueueSettings{Enabled: true},
 		Tags:              map[string]string{"app": "nbtrace"},
 		Parameters:        params,
+	}
+	task := jobs.Task{TaskKey: "notebook", TimeoutSeconds: 3600,
+		NotebookTask: &jobs.NotebookTask{NotebookPath: notebookPath, Source: jobs.SourceWorkspace}}
+	if s.Compute == ComputeClassic {
 		// A single-node cluster the current way (kind CLASSIC_PREVIEW with
 		// is_single_node: Databricks sets the single-node conf and tags
 		// itself), in dedicated access mode: it names an access mode, as
 		// workspaces with legacy (no-isolation) modes disabled require, and
-		// the mode runs notebooks with pip libraries and secrets in the
-		// environment as the job's run-as identity.
-		JobClusters: []jobs.JobCluster{{JobClusterKey: "nbtrace", NewCluster: &compute.ClusterSpec{
+		// the mode runs notebooks with pip libraries and secrets as the
+		// job's run-as identity.
+		settings.JobClusters = []jobs.JobCluster{{JobClusterKey: "nbtrace", NewCluster: &compute.ClusterSpec{
 			Kind: compute.KindClassicPreview, IsSingleNode: true, DataSecurityMode: compute.DataSecurityModeDataSecurityModeDedicated,
-			SparkVersion: s.SparkVersion, NodeTypeId: s.NodeType, SparkEnvVars: env,
-		}}},
-		Tasks: []jobs.Task{{
-			TaskKey: "notebook", JobClusterKey: "nbtrace", Libraries: libs, TimeoutSeconds: 3600,
-			NotebookTask: &jobs.NotebookTask{NotebookPath: notebookPath, Source: jobs.SourceWorkspace},
-		}},
+			SparkVersion: s.SparkVersion, NodeTypeId: s.NodeType,
+		}}}
+		task.JobClusterKey = "nbtrace"
+		for _, l := range s.Libraries {
+			task.Libraries = append(task.Libraries, compute.Library{Pypi: &compute.PythonPyPiLibrary{Package: l}})
+		}
+	} else {
+		// Serverless: no cluster; the packages are the dependencies of a
+		// job environment the notebook task names (jobs.JobSettings.
+		// Environments: "If a jobs environment is specified, it will
+		// override the notebook environment"), performance-optimized, the
+		// mode that starts in under a minute.
+		settings.Environments = []jobs.JobEnvironment{{EnvironmentKey: "nbtrace",
+			Spec: &compute.Environment{EnvironmentVersion: s.EnvironmentVersion, Dependencies: s.Libraries}}}
+		settings.PerformanceTarget = jobs.PerformanceTargetPerformanceOptimized
+		task.EnvironmentKey = "nbtrace"
 	}
+	settings.Tasks = []jobs.Task{task}
+	return settings
+}
+
+// NotebookSettings is the settings file the notebook reads beside it:
+// its telemetry settings that are not secret, and where each secret is
+// (scope and key), for dbutils.secrets.
+func (s JobSpec) NotebookSettings() ([]byte, error) {
+	type ref struct {
+		Scope string `json:"scope"`
+		Key   string `json:"key"`
+	}
+	f := struct {
+		Settings map[string]string `json:"settings"`
+		Secrets  map[string]ref    `json:"secrets"`
+	}{Settings: map[string]string{}, Secrets: map[string]ref{}}
+	for k, v := range s.EnvVars {
+		f.Settings[k] = v
+	}
+	for k := range s.SecretEnvVars {
+		f.Secrets[k] = ref{Scope: s.SecretScope, Key: secretKey(k)}
+	}
+	return json.MarshalIndent(f, "", "  ")
 }
 
 // secretKey is the secret's key for an environment variable.
@@ -144,14 +201,20 @@ func Deploy(ctx context.Context, c *databricks.Client, spec JobSpec) (int64, err
 	if err := ws.MkdirsByPath(ctx, spec.WorkspaceDir); err != nil {
 		return 0, fmt.Errorf("create %s: %w", spec.WorkspaceDir, err)
 	}
-	names := make([]string, 0, len(spec.Files))
-	for name := range spec.Files {
+	settingsFile, err := spec.NotebookSettings()
+	if err != nil {
+		return 0, err
+	}
+	files := maps.Clone(spec.Files)
+	files[SettingsFile] = settingsFile
+	names := make([]string, 0, len(files))
+	for name := range files {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, name := range names {
 		req := workspace.Import{Path: path.Join(spec.WorkspaceDir, name), Format: workspace.ImportFormatRaw, Overwrite: true,
-			Content: base64.StdEncoding.EncodeToString(spec.Files[name])}
+			Content: base64.StdEncoding.EncodeToString(files[name])}
 		if strings.HasSuffix(name, ".ipynb") {
 			req.Path, req.Format = strings.TrimSuffix(req.Path, ".ipynb"), workspace.ImportFormatJupyter
 		}
@@ -194,7 +257,8 @@ func putJob(ctx context.Context, jobsAPI *jobs.JobsAPI, spec JobSpec) (int64, er
 		created, err := jobsAPI.Create(ctx, jobs.CreateJob{
 			Name: settings.Name, Description: settings.Description, MaxConcurrentRuns: settings.MaxConcurrentRuns,
 			Queue: settings.Queue, Tags: settings.Tags, Parameters: settings.Parameters,
-			JobClusters: settings.JobClusters, Tasks: settings.Tasks,
+			JobClusters: settings.JobClusters, Environments: settings.Environments, PerformanceTarget: settings.PerformanceTarget,
+			Tasks: settings.Tasks,
 		})
 		if err != nil {
 			return 0, fmt.Errorf("create job %s: %w", spec.Name, err)
@@ -291,7 +355,9 @@ func ReadRequirements(file string) ([]string, error) {
 type Options struct {
 	NotebookDir, Entry, Requirements string
 	JobName, WorkspaceDir            string
+	Compute                          Compute
 	SparkVersion, NodeType           string
+	EnvironmentVersion               string
 	// AppClientID: see JobSpec.AppClientID.
 	AppClientID string
 }
@@ -299,6 +365,11 @@ type Options struct {
 // NewJobSpec builds the job spec from the notebook folder, its pinned
 // requirements and the telemetry settings in the environment.
 func NewJobSpec(getenv func(string) string, o Options) (JobSpec, error) {
+	switch o.Compute {
+	case ComputeServerless, ComputeClassic:
+	default:
+		return JobSpec{}, fmt.Errorf("compute %q is not %s or %s", o.Compute, ComputeServerless, ComputeClassic)
+	}
 	files, err := ReadNotebookFolder(o.NotebookDir)
 	if err != nil {
 		return JobSpec{}, fmt.Errorf("read the notebook folder: %w", err)
@@ -309,13 +380,14 @@ func NewJobSpec(getenv func(string) string, o Options) (JobSpec, error) {
 	}
 	spec := JobSpec{
 		Name: o.JobName, WorkspaceDir: o.WorkspaceDir, Files: files, Entry: o.Entry, Libraries: libs,
-		SparkVersion: o.SparkVersion, NodeType: o.NodeType, SecretScope: "nbtrace", AppClientID: o.AppClientID,
+		Compute: o.Compute, SparkVersion: o.SparkVersion, NodeType: o.NodeType, EnvironmentVersion: o.EnvironmentVersion,
+		SecretScope: "nbtrace", AppClientID: o.AppClientID,
 		EnvVars:       map[string]string{"OTEL_SERVICE_NAME": "databricks-notebook"},
 		SecretEnvVars: map[string]string{},
 		Parameters:    map[string]string{"dataset": "", "date": "", "row_count": "", "extract_seconds": "1", "transform_seconds": "1", "load_seconds": "1"},
 	}
-	// Telemetry settings reach the notebook as cluster environment
-	// variables; those that can hold credentials through the secret scope.
+	// Telemetry settings reach the notebook through its settings file;
+	// those that can hold credentials through the secret scope.
 	// APPLICATIONINSIGHTS_AUTHENTICATION_STRING is not passed on: a job
 	// cluster has no managed identity for notebook code to sign in with.
 	for _, k := range NotebookSettings {
@@ -347,6 +419,6 @@ func DefaultOptions(root string) Options {
 		NotebookDir: filepath.Join(root, "notebooks"), Entry: "distributed_tracing.ipynb",
 		Requirements: filepath.Join(root, "notebooks", "requirements-job.txt"),
 		JobName:      "nbtrace-distributed-tracing", WorkspaceDir: "/Shared/nbtrace",
-		SparkVersion: RuntimeVersion, NodeType: "Standard_D4ds_v5",
+		Compute: ComputeServerless, SparkVersion: RuntimeVersion, NodeType: "Standard_D4ds_v5", EnvironmentVersion: EnvironmentVersion,
 	}
 }

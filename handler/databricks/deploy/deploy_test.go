@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,6 +58,7 @@ func (f *workspaceFixture) client(p entra.Principal, jobID int64) *databricks.Cl
 
 func testSpec() JobSpec {
 	return JobSpec{Name: "test-job", WorkspaceDir: "/Shared/t", Entry: "nb.ipynb", SparkVersion: RuntimeVersion, NodeType: "Standard_D4ds_v5",
+		Compute: ComputeServerless, EnvironmentVersion: EnvironmentVersion,
 		Files:         map[string][]byte{"nb.ipynb": []byte(`{"cells":[1]}`), "mod.py": []byte("# Databricks notebook source\nx = 1\n")},
 		Libraries:     []string{"opentelemetry-sdk==1.45.1"},
 		EnvVars:       map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otlp.example.com"},
@@ -192,21 +194,54 @@ func TestDeployIsIdempotent(t *testing.T) {
 			t.Errorf("parameter %s default %q (defined %v), want %q", k, d, ok, v)
 		}
 	}
+	// Serverless by default: an environment with the packages, no cluster.
 	task := j.Settings.Tasks[0]
-	if task.NotebookTask.NotebookPath != "/Shared/t/nb" || len(task.Libraries) != 1 || task.Libraries[0].Pypi.Package != "opentelemetry-sdk==1.45.1" {
-		t.Errorf("task = %+v", task)
+	if task.NotebookTask.NotebookPath != "/Shared/t/nb" || task.JobClusterKey != "" || len(task.Libraries) != 0 || task.EnvironmentKey != "nbtrace" ||
+		len(j.Settings.JobClusters) != 0 || j.Settings.PerformanceTarget != jobs.PerformanceTargetPerformanceOptimized {
+		t.Errorf("task = %+v, job clusters %v, performance target %q", task, j.Settings.JobClusters, j.Settings.PerformanceTarget)
 	}
-	cluster := j.Settings.JobClusters[0].NewCluster
-	if cluster.DataSecurityMode != compute.DataSecurityModeDataSecurityModeDedicated || cluster.Kind != compute.KindClassicPreview || !cluster.IsSingleNode {
-		t.Errorf("cluster: access mode %q, kind %q, single node %t", cluster.DataSecurityMode, cluster.Kind, cluster.IsSingleNode)
+	if envs := j.Settings.Environments; len(envs) != 1 || envs[0].Spec.EnvironmentVersion != EnvironmentVersion ||
+		!slices.Equal(envs[0].Spec.Dependencies, []string{"opentelemetry-sdk==1.45.1"}) {
+		t.Errorf("environments = %+v", envs)
 	}
-	env := cluster.SparkEnvVars
-	if env["APPLICATIONINSIGHTS_CONNECTION_STRING"] != "{{secrets/nbtrace/applicationinsights-connection-string}}" || env["OTEL_EXPORTER_OTLP_ENDPOINT"] != "https://otlp.example.com" {
-		t.Errorf("cluster env = %v", env)
+	// The settings file beside the notebook: settings, and where the
+	// secrets are, never their values.
+	var sf struct {
+		Settings map[string]string
+		Secrets  map[string]struct{ Scope, Key string }
+	}
+	raw := f.stand.File("/Shared/t/" + SettingsFile)
+	if err := json.Unmarshal(raw, &sf); err != nil {
+		t.Fatalf("settings file %q: %v", raw, err)
+	}
+	if sf.Settings["OTEL_EXPORTER_OTLP_ENDPOINT"] != "https://otlp.example.com" ||
+		sf.Secrets["APPLICATIONINSIGHTS_CONNECTION_STRING"].Scope != "nbtrace" || sf.Secrets["APPLICATIONINSIGHTS_CONNECTION_STRING"].Key != "applicationinsights-connection-string" {
+		t.Errorf("settings file = %s", raw)
 	}
 	b, _ := json.Marshal(j.Settings)
-	if strings.Contains(string(b), "InstrumentationKey=secret") {
-		t.Error("a secret is in the job definition")
+	for _, leak := range [][]byte{b, raw} {
+		if strings.Contains(string(leak), "InstrumentationKey=secret") {
+			t.Errorf("a secret is in the job definition or the settings file: %s", leak)
+		}
+	}
+
+	// Classic on request: a dedicated single-node job cluster with the
+	// packages as libraries.
+	spec.Compute = ComputeClassic
+	if _, err := Deploy(ctx, f.client(f.developer, 0), spec); err != nil {
+		t.Fatal(err)
+	}
+	j, err = jobs.NewJobs(api).Get(ctx, jobs.GetJobRequest{JobId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task = j.Settings.Tasks[0]
+	if task.JobClusterKey != "nbtrace" || len(task.Libraries) != 1 || task.Libraries[0].Pypi.Package != "opentelemetry-sdk==1.45.1" || task.EnvironmentKey != "" {
+		t.Errorf("classic task = %+v", task)
+	}
+	cluster := j.Settings.JobClusters[0].NewCluster
+	if cluster.DataSecurityMode != compute.DataSecurityModeDataSecurityModeDedicated || cluster.Kind != compute.KindClassicPreview || !cluster.IsSingleNode || len(cluster.SparkEnvVars) != 0 {
+		t.Errorf("cluster: access mode %q, kind %q, single node %t, env %v", cluster.DataSecurityMode, cluster.Kind, cluster.IsSingleNode, cluster.SparkEnvVars)
 	}
 }
 
