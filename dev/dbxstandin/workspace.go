@@ -2,9 +2,9 @@ package dbxstandin
 
 import (
 	"bytes"
-	"maps"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/http"
 	"path"
 	"regexp"
