@@ -112,7 +112,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	if err := r.build(ctx); err != nil {
 		return nil, err
 	}
-	steps := []func(context.Context) error{r.binarySize, r.coldStarts, r.throughput, r.delayed, r.killDelivery, r.flushPolicies}
+	steps := []func(context.Context) error{r.binarySize, r.coldStarts, r.throughput, r.delayed, r.killDelivery, r.computeStartup, r.flushPolicies}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			r.stopAll()

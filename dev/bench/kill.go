@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nbtrace/nbtrace/dev/loadgen"
+	"github.com/nbtrace/nbtrace/dev/stack"
 )
 
 // KillDelays are the delays between the last answer of a batch of
@@ -15,11 +16,8 @@ import (
 // measured.
 var KillDelays = []time.Duration{0, time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond}
 
-// GoalKillWindow: killed this long after its last answer or later, the
-// handler has delivered every span and log record of the invocations it
-// answered (the default flush policy, async, starts their export before
-// each answer is written).
-const GoalKillWindow = 50 * time.Millisecond
+// GoalKillWindow is the goal of the kill row: stack.DeliveryWindow.
+const GoalKillWindow = stack.DeliveryWindow
 
 // killBatch is the invocations of one measured batch, and killConcurrency
 // how many are in flight at once.

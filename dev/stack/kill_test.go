@@ -6,12 +6,10 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/nbtrace/nbtrace/dev/bench"
 )
 
 // TestAnsweredInvocationsSurviveTheKill: the host kills the handler, it
-// never asks it to stop. Invocations answered at least bench.GoalKillWindow
+// never asks it to stop. Invocations answered at least DeliveryWindow
 // before the kill have every span and log record of theirs at the sink,
 // with the default flush policy, and no SIGTERM flush to lean on.
 func TestAnsweredInvocationsSurviveTheKill(t *testing.T) {
@@ -37,7 +35,7 @@ func TestAnsweredInvocationsSurviveTheKill(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	time.Sleep(bench.GoalKillWindow)
+	time.Sleep(DeliveryWindow)
 	pid, _, _ := s.Host.HandlerProcess()
 	s.Host.KillHandler() // SIGKILL, as the host's Dispose
 	time.Sleep(500 * time.Millisecond)

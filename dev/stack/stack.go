@@ -95,6 +95,9 @@ type Options struct {
 	// Compute is what the deploy step defines the job to run on:
 	// serverless (the default) or classic.
 	Compute deploy.Compute
+	// TimeScale is how many times faster than ServerlessStartup and
+	// ClassicStartup the stand-in's runs start; TimeScale by default.
+	TimeScale int
 	// AppInsights starts an Application Insights ingestion stand-in
 	// (Stack.Ingestion): the handler exports to it besides the sink, and
 	// the notebook job to it alone, its connection string reaching the
@@ -281,6 +284,12 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	return s, nil
 }
 
+// DeliveryWindow: killed by the host this long after its last answer or
+// later, the handler has delivered every span and log record of the
+// invocations it answered (the default flush policy, async, starts their
+// export before each answer is written). go run ./dev bench measures it.
+const DeliveryWindow = 50 * time.Millisecond
+
 // Start-up of each kind of Databricks compute, which the stand-in's runs
 // take before their notebook starts, TimeScale times faster.
 const (
@@ -292,7 +301,8 @@ const (
 	// users report "several minutes" (dbt-labs/dbt-spark#10) and "5-6
 	// minutes" (jupyter-databricks-kernel#79).
 	ClassicStartup = 5 * time.Minute
-	// TimeScale: the local stack runs start-ups this many times faster.
+	// TimeScale: the local stack runs start-ups this many times faster,
+	// by default.
 	TimeScale = 100
 )
 
@@ -309,9 +319,12 @@ const WorkspaceResourceID = "/subscriptions/00000000-0000-0000-0000-000000000000
 // identity allowed to run it, no manual step. It returns the handler's
 // Databricks settings.
 func (s *Stack) startDatabricks(ctx context.Context, o Options) ([]string, error) {
+	if o.TimeScale <= 0 {
+		o.TimeScale = TimeScale
+	}
 	opts := dbxstandin.Options{Token: standinToken, Runner: o.Runner,
 		QueueDelay: 50 * time.Millisecond, CleanupDelay: 50 * time.Millisecond,
-		SetupDelay: ClassicStartup / TimeScale, ServerlessSetupDelay: ServerlessStartup / TimeScale}
+		SetupDelay: ClassicStartup / time.Duration(o.TimeScale), ServerlessSetupDelay: ServerlessStartup / time.Duration(o.TimeScale)}
 	if t := o.DatabricksTiming; t != nil {
 		opts.QueueDelay, opts.SetupDelay, opts.CleanupDelay, opts.ServerlessSetupDelay = t.QueueDelay, t.SetupDelay, t.CleanupDelay, t.ServerlessSetupDelay
 	}
