@@ -7,8 +7,9 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 
-# Databricks Runtime 17.3 LTS's own versions of the packages the notebook's exporters use, from its release notes'
-# "Installed Python libraries" (databricks/environments python/dbr/17.3.x-scala2.13/constraints.txt).
+# The versions serverless environment 4 and Databricks Runtime 17.3 LTS both ship of the packages the notebook's
+# exporters use, from their release notes (databricks/environments python/serverless/serverless-v4/constraints.txt,
+# python/dbr/17.3.x-scala2.13/constraints.txt). packaging differs (24.1, 24.2) and is left to what each ships.
 RUNTIME = {
     "protobuf": "5.29.4",
     "googleapis-common-protos": "1.65.0",
@@ -18,7 +19,6 @@ RUNTIME = {
     "psutil": "5.9.0",
     "azure-identity": "1.20.0",
     "msal": "1.32.3",
-    "packaging": "24.2",
     "azure-core": "1.34.0",
     "opentelemetry-api": "1.32.1",
     "opentelemetry-sdk": "1.32.1",

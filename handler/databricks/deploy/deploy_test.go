@@ -264,8 +264,10 @@ func TestRequirementsArePinnedAgainstTheRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), "Pinned against Databricks Runtime 17.3 LTS ("+RuntimeVersion) {
-		t.Errorf("%s does not say it is pinned against %s", o.Requirements, RuntimeVersion)
+	for _, want := range []string{"serverless environment version " + EnvironmentVersion + " (deploy.EnvironmentVersion)", "Databricks Runtime 17.3 LTS\n# (" + RuntimeVersion} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s does not say it is pinned against %q", o.Requirements, want)
+		}
 	}
 	libs, err := ReadRequirements(o.Requirements)
 	if err != nil || len(libs) < 10 {
