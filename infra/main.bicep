@@ -201,7 +201,6 @@ module api 'app/api.bicep' = {
     deploymentContainerName: storage.outputs.deploymentContainerName
     appInsightsConnectionString: monitoring.outputs.connectionString
     databricksWorkspaceUrl: databricks.outputs.workspaceUrl
-    databricksWorkspaceId: databricks.outputs.resourceId
     databricksJobId: databricksJobId
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB

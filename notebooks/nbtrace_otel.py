@@ -225,8 +225,8 @@ class Settings:
         if self.connection_string:
             endpoint = _connection_string_field(self.connection_string, "IngestionEndpoint") or "default endpoint"
             targets.append(f"Azure Monitor ({_host_of(endpoint)})")
-        if self.otlp_traces_endpoint:
-            targets.append(f"OTLP/HTTP ({_host_of(self.otlp_traces_endpoint)})")
+        if self.otlp_traces_endpoint or self.otlp_logs_endpoint:
+            targets.append(f"OTLP/HTTP ({_host_of(self.otlp_traces_endpoint or self.otlp_logs_endpoint)})")
         return ", ".join(targets) or "nowhere (no exporter configured: spans stay in the notebook)"
 
 
@@ -346,12 +346,14 @@ def sampler_from(environ: Mapping[str, str] | None = None) -> Sampler:
 
 
 # Process-wide services of the Azure Monitor exporter that a run's exporters
-# would start and tie to the first run: the control plane's hourly polling of
-# settings.sdk.monitor.azure.com, and SDK statistics sent to the first run's
-# resource. Off unless the environment says otherwise.
+# would start and tie to the first run, outliving it: the control plane's
+# hourly polling of settings.sdk.monitor.azure.com, SDK statistics sent to the
+# first run's resource, and Microsoft's own statsbeat. Off unless the
+# environment says otherwise.
 _AZURE_MONITOR_DEFAULTS = {
     "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
     "APPLICATIONINSIGHTS_SDKSTATS_DISABLED": "true",
+    "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
 }
 
 
@@ -378,22 +380,36 @@ class _Pipeline:
             except Exception:
                 log.exception("telemetry shutdown failed")
         for client in self.clients:
-            client.close()
+            try:
+                client.close()
+            except Exception:
+                log.exception("closing an exporter's connection failed")
 
 
 def _pipeline(settings: Settings, resource: Resource, sampler: Sampler) -> _Pipeline:
-    """Build one run's providers, exporting where settings say."""
+    """Build one run's providers, exporting where settings say; what was built is closed again if a part fails."""
     pipeline = _Pipeline(tracer_provider=TracerProvider(resource=resource, sampler=sampler))
+    try:
+        _build(pipeline, settings, resource)
+    except BaseException:
+        pipeline.close(1000)
+        raise
+    return pipeline
+
+
+def _build(pipeline: _Pipeline, settings: Settings, resource: Resource) -> None:
+    """Add the exporters settings ask for to pipeline."""
     span_exporters: list[Any] = []
     log_exporters: list[Any] = []
+    headers = settings.otlp_headers or None
     if settings.otlp_traces_endpoint:
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        headers = settings.otlp_headers or None
         span_exporters.append(OTLPSpanExporter(endpoint=settings.otlp_traces_endpoint, headers=headers))
-        if settings.otlp_logs_endpoint:
-            log_exporters.append(OTLPLogExporter(endpoint=settings.otlp_logs_endpoint, headers=headers))
+    if settings.otlp_logs_endpoint:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+        log_exporters.append(OTLPLogExporter(endpoint=settings.otlp_logs_endpoint, headers=headers))
     if settings.connection_string:
         for key, value in _AZURE_MONITOR_DEFAULTS.items():
             os.environ.setdefault(key, value)
@@ -528,6 +544,19 @@ def run(
     if tracer_provider is None:
         pipeline = _pipeline(settings, resource_for(params, values), sampler_from(values))
         tracer_provider = pipeline.tracer_provider
+    try:
+        yield from _traced(params, name, settings, tracer_provider)
+    finally:
+        if pipeline is not None:
+            pipeline.close(settings.flush_timeout_ms)
+        else:
+            _flush([tracer_provider], settings.flush_timeout_ms)
+
+
+def _traced(
+    params: Mapping[str, str], name: str, settings: Settings, tracer_provider: TracerProvider
+) -> Iterator[NotebookRun]:
+    """The body of run: the notebook's CONSUMER span around its work."""
     log.info("telemetry goes to %s", settings.describe())
     ctx, problem = parent_context(params)
     if problem:
@@ -564,10 +593,6 @@ def run(
                 log.info("the notebook finished")
     finally:
         otel_context.detach(token)
-        if pipeline is not None:
-            pipeline.close(settings.flush_timeout_ms)
-        else:
-            _flush([tracer_provider], settings.flush_timeout_ms)
 
 
 def _flush(providers: list[Any], timeout_ms: int) -> None:

@@ -87,7 +87,8 @@ var armWorkspaceID = regexp.MustCompile(`(?i)^/subscriptions/[^/]+/resourceGroup
 //     a resource id that is not an ARM workspace id: 400 "Invalid resource
 //     ID." (DataThirstLtd/azure.databricks.cicd.tools#132).
 //
-// Headers that are sent must be right even for a workspace user.
+// Headers that are sent must be right, and the principal a Contributor,
+// even for a workspace user.
 func (s *Server) authenticate(r *http.Request) (*member, *authFailure) {
 	if s.opts.Token == "" && s.opts.Azure == nil {
 		return localDeveloper, nil // an open stand-in, for fault tests
@@ -129,15 +130,19 @@ func (s *Server) authenticate(r *http.Request) (*member, *authFailure) {
 	if !strings.EqualFold(rid, az.ResourceID) || mc.ObjectID != claims.ObjectID {
 		return nil, denied
 	}
-	if m != nil {
-		return m, nil
-	}
+	// The headers claim the principal's role on the workspace resource:
+	// without Contributor or Owner there, the call is refused even for a
+	// workspace user (Databricks does not say what it does then; refusing
+	// is the stricter reading).
 	contributor := false
 	for _, id := range az.Contributors {
 		contributor = contributor || id == claims.ObjectID
 	}
 	if !contributor {
 		return nil, denied
+	}
+	if m != nil {
+		return m, nil
 	}
 	m = &member{Name: claims.UPN, DisplayName: claims.UPN, Admin: true}
 	if claims.IDType == "app" {

@@ -113,6 +113,16 @@ func TestJobPermissions(t *testing.T) {
 	if code, _ := call(t, srv, "PATCH", "/api/2.0/permissions/jobs/"+job, appTok, `{"access_control_list":[{"service_principal_name":"`+app.ClientID+`","permission_level":"CAN_MANAGE"}]}`); code != 403 {
 		t.Errorf("a CAN_MANAGE_RUN holder granted itself more: %d", code)
 	}
+	// A workspace user that claims a role on the workspace resource it
+	// does not have is refused.
+	req, _ := http.NewRequest("GET", srv.URL+"/api/2.2/jobs/list", nil)
+	mgmt, _ := tenant.Issue(app, entra.Management, 0)
+	req.Header.Set("Authorization", "Bearer "+appTok)
+	req.Header.Set(ManagementTokenHeader, mgmt)
+	req.Header.Set(ResourceIDHeader, testResourceID)
+	if code, m := do(t, req); code != 403 {
+		t.Errorf("a workspace user without Contributor sending the headers: %d %v", code, m)
+	}
 }
 
 func do(t *testing.T, req *http.Request) (int, map[string]any) {

@@ -70,15 +70,22 @@ func taskProblem(settings jobs.JobSettings) string {
 		if e.Spec == nil {
 			return fmt.Sprintf("Environment %s has no spec.", e.EnvironmentKey)
 		}
-		switch {
-		case e.Spec.Client != "" && e.Spec.EnvironmentVersion == "":
-			return fmt.Sprintf("Invalid platform channel Client-%s", e.Spec.Client)
-		case !environmentVersions[e.Spec.EnvironmentVersion]:
-			return fmt.Sprintf("Environment %s: environment version %q is not one Databricks serves.", e.EnvironmentKey, e.Spec.EnvironmentVersion)
+		// client is environment_version's deprecated name; a version
+		// Databricks no longer serves is refused ("Invalid platform channel
+		// Client-1", as reported of client "1").
+		version := e.Spec.EnvironmentVersion
+		if version == "" {
+			version = e.Spec.Client
+			if version != "" && !environmentVersions[version] {
+				return fmt.Sprintf("Invalid platform channel Client-%s", version)
+			}
+		}
+		if !environmentVersions[version] {
+			return fmt.Sprintf("Environment %s: environment version %q is not one Databricks serves.", e.EnvironmentKey, version)
 		}
 		for _, d := range e.Spec.Dependencies {
-			if strings.TrimSpace(d) == "" || strings.HasPrefix(strings.TrimSpace(d), "-") {
-				return fmt.Sprintf("Environment %s: %q is not a pip requirement.", e.EnvironmentKey, d)
+			if strings.TrimSpace(d) == "" {
+				return fmt.Sprintf("Environment %s: an empty dependency is not a pip requirements line.", e.EnvironmentKey)
 			}
 		}
 		envs[e.EnvironmentKey] = e.Spec
@@ -91,8 +98,7 @@ func taskProblem(settings jobs.JobSettings) string {
 		if t.JobClusterKey != "" && !clusters[t.JobClusterKey] {
 			return fmt.Sprintf("Task %s refers to job cluster %s, which the job does not define.", t.TaskKey, t.JobClusterKey)
 		}
-		serverless := t.JobClusterKey == "" && t.NewCluster == nil && t.ExistingClusterId == ""
-		if serverless && len(t.Libraries) > 0 {
+		if serverless(t) && len(t.Libraries) > 0 {
 			return "Libraries field is not supported for serverless task, please specify libraries in environment."
 		}
 		if t.EnvironmentKey != "" && envs[t.EnvironmentKey] == nil {

@@ -123,6 +123,10 @@ func (s *Server) runNow(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		writeError(w, http.StatusServiceUnavailable, "TEMPORARILY_UNAVAILABLE", "The stand-in is shutting down.")
+		return
+	}
 	j := s.job(w, r, req.JobId, canManageRun)
 	if j == nil {
 		return

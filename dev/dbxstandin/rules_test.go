@@ -180,10 +180,10 @@ func TestServerlessJobs(t *testing.T) {
 			return nil
 		})})
 	for name, body := range map[string]string{
-		"libraries on a serverless task": strings.Replace(serverlessJob, `"environment_key":"e","notebook`, `"environment_key":"e","libraries":[{"pypi":{"package":"x==1"}}],"notebook`, 1),
-		"an environment not defined":     strings.Replace(serverlessJob, `"task_key":"nb","environment_key":"e"`, `"task_key":"nb","environment_key":"f"`, 1),
-		"an unknown environment version": strings.Replace(serverlessJob, `"environment_version":"4"`, `"environment_version":"latest"`, 1),
-		"the old client field":           strings.Replace(serverlessJob, `"environment_version":"4"`, `"client":"1"`, 1),
+		"libraries on a serverless task":  strings.Replace(serverlessJob, `"environment_key":"e","notebook`, `"environment_key":"e","libraries":[{"pypi":{"package":"x==1"}}],"notebook`, 1),
+		"an environment not defined":      strings.Replace(serverlessJob, `"task_key":"nb","environment_key":"e"`, `"task_key":"nb","environment_key":"f"`, 1),
+		"an unknown environment version":  strings.Replace(serverlessJob, `"environment_version":"4"`, `"environment_version":"latest"`, 1),
+		"the old client field, version 1": strings.Replace(serverlessJob, `"environment_version":"4"`, `"client":"1"`, 1),
 	} {
 		if code, m := call(t, srv, "POST", "/api/2.2/jobs/create", "t", body); code != 400 || m["error_code"] != "INVALID_PARAMETER_VALUE" {
 			t.Errorf("%s: %d %v", name, code, m)

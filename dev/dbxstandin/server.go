@@ -124,9 +124,11 @@ func (s *Server) SetBaseURL(u string) {
 	s.baseURL = strings.TrimSuffix(u, "/")
 }
 
-// Close stops running runs and waits for them.
+// Close stops running runs and waits for them; later runs are refused.
 func (s *Server) Close() {
+	s.mu.Lock()
 	s.cancel()
+	s.mu.Unlock()
 	s.wg.Wait()
 }
 

@@ -63,7 +63,12 @@ func (h *Host) startWorker(ctx context.Context) (*worker, error) {
 		return nil, fmt.Errorf("start %s: %w", exe, err)
 	}
 	w := &worker{cmd: cmd, id: id, port: h.port, done: make(chan struct{})}
-	go func() { w.err = cmd.Wait(); close(w.done) }()
+	go func() {
+		w.err = cmd.Wait()
+		cmd.Stdout.(*lineWriter).flush()
+		cmd.Stderr.(*lineWriter).flush()
+		close(w.done)
+	}()
 
 	deadline := time.NewTimer(h.initTimeout)
 	defer deadline.Stop()
@@ -204,8 +209,15 @@ func (h *Host) restart(ctx context.Context) (*worker, error) {
 		next, err := h.startWorker(ctx)
 		if err == nil {
 			h.sup.mu.Lock()
-			h.sup.current = next
+			stopped := h.sup.stopped
+			if !stopped {
+				h.sup.current = next
+			}
 			h.sup.mu.Unlock()
+			if stopped { // the host stopped while this one started
+				next.dispose(h)
+				return nil, errors.New("the host is stopping")
+			}
 			return next, nil
 		}
 		if ctx.Err() != nil {
@@ -283,6 +295,16 @@ func (lw *lineWriter) Write(p []byte) (int, error) {
 		lw.buf = lw.buf[:0]
 	}
 	return len(p), nil
+}
+
+// flush logs a last line that ended without a newline.
+func (lw *lineWriter) flush() {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	if len(lw.buf) > 0 {
+		lw.line(string(lw.buf))
+		lw.buf = nil
+	}
 }
 
 // executable resolves defaultExecutablePath as the host does: relative to

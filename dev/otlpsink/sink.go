@@ -58,8 +58,10 @@ type Sink struct {
 	metrics map[string]map[string]float64
 	// metricExports counts the metric exports received.
 	metricExports int
-	// logs counts log records by trace id (at most MaxTraces traces).
-	logs map[string]int
+	// logs counts log records by trace id, for the last MaxTraces traces
+	// (logOrder: oldest first).
+	logs     map[string]int
+	logOrder []string
 	// MaxTraces bounds memory: the oldest traces are forgotten past it.
 	MaxTraces int
 	// Forward, when set, is an OTLP/HTTP base URL (such as a local
@@ -202,9 +204,14 @@ func (s *Sink) receiveLogs(w http.ResponseWriter, r *http.Request) {
 		for _, sl := range rl.GetScopeLogs() {
 			for _, lr := range sl.GetLogRecords() {
 				id := hex.EncodeToString(lr.GetTraceId())
-				if _, known := s.logs[id]; known || len(s.logs) < s.MaxTraces {
-					s.logs[id]++
+				if _, known := s.logs[id]; !known {
+					if len(s.logOrder) >= s.MaxTraces {
+						delete(s.logs, s.logOrder[0])
+						s.logOrder = s.logOrder[1:]
+					}
+					s.logOrder = append(s.logOrder, id)
 				}
+				s.logs[id]++
 			}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/nbtrace/nbtrace/dev/dbxstandin"
@@ -35,6 +36,21 @@ func Python(root string) (python string, ok bool, reason string) {
 		return python, false, fmt.Sprintf("%s lacks papermill or the OpenTelemetry SDK (%s); run: %s", python, bytes.TrimSpace(out), VenvHint)
 	}
 	return python, true, ""
+}
+
+// computeEnv is the environment a run's notebook gets: this process's,
+// without its telemetry settings, which a Databricks compute would not have
+// (the notebook reads its own from its settings file and secrets).
+func computeEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "OTEL_") || strings.HasPrefix(k, "APPLICATIONINSIGHTS_") || strings.HasPrefix(k, "NBTRACE_") || strings.HasPrefix(k, "DATABRICKS_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 // NotebookRunner runs a Databricks run's notebook as a job cluster would,
@@ -80,7 +96,7 @@ func NotebookRunner(root string, log io.Writer) dbxstandin.Runner {
 		}
 		cmd := exec.CommandContext(ctx, python, args...)
 		cmd.Dir = dir
-		cmd.Env = os.Environ()
+		cmd.Env = computeEnv(os.Environ())
 		for k, v := range rc.EnvVars {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}

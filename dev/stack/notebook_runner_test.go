@@ -39,3 +39,13 @@ func TestRunnerFailsTheRunWhenTheNotebookFails(t *testing.T) {
 		t.Errorf("the executed notebook with the error and the parameter was not kept: %v", rerr)
 	}
 }
+
+// TestComputeEnv: a run's notebook does not see the stack's telemetry
+// settings, which a Databricks compute would not have: it reads its own.
+func TestComputeEnv(t *testing.T) {
+	got := computeEnv([]string{"PATH=/bin", "OTEL_EXPORTER_OTLP_ENDPOINT=http://x", "APPLICATIONINSIGHTS_CONNECTION_STRING=k",
+		"NBTRACE_LOG_LEVEL=debug", "DATABRICKS_TOKEN=t", "HOME=/root"})
+	if strings.Join(got, " ") != "PATH=/bin HOME=/root" {
+		t.Errorf("the notebook's environment: %v", got)
+	}
+}

@@ -273,13 +273,14 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	// Stop order: the host's listener (in-flight requests are answered),
 	// the handler (killed, as the host kills it: what it has not exported
 	// by then is lost), then the host's spans, then the sink.
+	// (s.stop runs last added first.)
 	s.stop = append(s.stop,
+		host.Stop,
 		func() error {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			return hostSrv.Shutdown(sctx)
 		},
-		host.Stop,
 	)
 	return s, nil
 }
@@ -350,12 +351,13 @@ func (s *Stack) startDatabricks(ctx context.Context, o Options) ([]string, error
 	case AuthIdentity, "":
 		tenant := entra.NewTenant()
 		app := tenant.AddManagedIdentity("id-nbtrace-local")
-		developer := tenant.AddUser("developer@nbtrace.local")
+		developer := tenant.AddUser("you@nbtrace.local")
 		s.Identity = &app
-		// As infra/ grants: Contributor on the workspace for the app's
-		// identity, and the deploying developer owns the resource group.
+		// As infra/ grants: Contributor on the workspace for the deploying
+		// developer, who is let in as an admin; nothing for the app's
+		// identity, which the deploy step makes a workspace user.
 		opts.Azure = &dbxstandin.Azure{Tenant: tenant, ResourceID: WorkspaceResourceID,
-			Contributors: []string{developer.ObjectID, app.ObjectID}}
+			Contributors: []string{developer.ObjectID}}
 		secret := make([]byte, 16)
 		_, _ = rand.Read(secret)
 		idURL, err := s.serve(tenant.NewIdentityEndpoint(hex.EncodeToString(secret), app))
@@ -366,7 +368,7 @@ func (s *Stack) startDatabricks(ctx context.Context, o Options) ([]string, error
 		clientOpts = append(clientOpts, databricks.WithCredential(tenant.Credential(developer)))
 		deployOpts.AppClientID = app.ClientID
 		handlerEnv = append(handlerEnv, "IDENTITY_ENDPOINT="+idURL+"/msi/token", "IDENTITY_HEADER="+hex.EncodeToString(secret),
-			"AZURE_CLIENT_ID="+app.ClientID, "DATABRICKS_AZURE_RESOURCE_ID="+WorkspaceResourceID)
+			"AZURE_CLIENT_ID="+app.ClientID)
 	default:
 		return nil, fmt.Errorf("Databricks sign-in %q is not %s or %s", o.Auth, AuthIdentity, AuthToken)
 	}

@@ -15,7 +15,7 @@ var Settings = []api.Setting{
 	{Name: "DATABRICKS_JOB_ID", Default: "", Doc: "Id of the job that runs the notebook; written by the deploy step (go run ./deploy). Required by notebook and runs.", Azure: api.ByInfra},
 	{Name: "DATABRICKS_TOKEN", Default: "", Doc: "Local development only: a personal access token. Unset in Azure, where the managed identity signs in.", Azure: api.LocalOnly},
 	{Name: "AZURE_CLIENT_ID", Default: "", Doc: "Client id of the user-assigned managed identity to sign in to Databricks with; unset: the default credential chain.", Azure: api.ByInfra},
-	{Name: "DATABRICKS_AZURE_RESOURCE_ID", Default: "", Doc: "ARM id of the workspace, sent on every call with a management token of the identity, so that an identity with Contributor on the workspace is let in before it is a workspace user.", Azure: api.ByInfra},
+	{Name: "DATABRICKS_AZURE_RESOURCE_ID", Default: "", Doc: "ARM id of the workspace: when set, sent on every call with a management token of the identity, so that an identity with Contributor on the workspace is let in before it is a workspace user. The app's own identity needs none: the deploy step makes it a workspace service principal.", Azure: api.Optional},
 	{Name: "DATABRICKS_HTTP_TIMEOUT", Default: "30s", Doc: "Time limit of one Databricks API call.", Azure: api.Optional},
 	{Name: "DATABRICKS_RETRY_TIMEOUT", Default: "45s", Doc: "How long the SDK keeps retrying a throttled (429) or unavailable (503) call before the caller gets 503.", Azure: api.Optional},
 }

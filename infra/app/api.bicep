@@ -11,7 +11,6 @@ param storageBlobEndpoint string
 param deploymentContainerName string
 param appInsightsConnectionString string
 param databricksWorkspaceUrl string
-param databricksWorkspaceId string
 param databricksJobId string
 param maximumInstanceCount int
 param instanceMemoryMB int
@@ -30,7 +29,6 @@ var appSettings = {
   AZURE_CLIENT_ID: identityClientId
   OTEL_SERVICE_NAME: 'nbtrace'
   DATABRICKS_HOST: 'https://${databricksWorkspaceUrl}'
-  DATABRICKS_AZURE_RESOURCE_ID: databricksWorkspaceId
   DATABRICKS_JOB_ID: databricksJobId
 }
 

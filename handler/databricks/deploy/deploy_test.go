@@ -50,9 +50,14 @@ func newWorkspace(t *testing.T) *workspaceFixture {
 	return f
 }
 
-// client signs in as p with the workspace's ARM id.
+// client signs in as p: a Contributor of the workspace with its ARM id,
+// the app's identity (no role on the workspace resource) without.
 func (f *workspaceFixture) client(p entra.Principal, jobID int64) *databricks.Client {
-	return databricks.New(databricks.Config{Host: f.url, JobID: jobID, AzureResourceID: resourceID, HTTPTimeout: 5 * time.Second, RetryTimeout: 5 * time.Second},
+	rid := resourceID
+	if p == f.app {
+		rid = ""
+	}
+	return databricks.New(databricks.Config{Host: f.url, JobID: jobID, AzureResourceID: rid, HTTPTimeout: 5 * time.Second, RetryTimeout: 5 * time.Second},
 		noop.NewTracerProvider(), propagation.TraceContext{}, databricks.WithCredential(f.tenant.Credential(p)))
 }
 
