@@ -431,7 +431,6 @@ def _build(pipeline: _Pipeline, settings: Settings, resource: Resource) -> None:
             pipeline.logger_provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
         pipeline.handler = LoggingHandler(logger_provider=pipeline.logger_provider)
         log.addHandler(pipeline.handler)
-    return pipeline
 
 
 class TraceLogFilter(logging.Filter):

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -134,11 +135,7 @@ func (s *Server) authenticate(r *http.Request) (*member, *authFailure) {
 	// without Contributor or Owner there, the call is refused even for a
 	// workspace user (Databricks does not say what it does then; refusing
 	// is the stricter reading).
-	contributor := false
-	for _, id := range az.Contributors {
-		contributor = contributor || id == claims.ObjectID
-	}
-	if !contributor {
+	if !slices.Contains(az.Contributors, claims.ObjectID) {
 		return nil, denied
 	}
 	if m != nil {

@@ -51,6 +51,15 @@ func clusterProblem(clusters []jobs.JobCluster) string {
 	return ""
 }
 
+// settingsProblem says why Databricks would refuse a job's settings, or
+// "": its clusters first, then its tasks.
+func settingsProblem(settings jobs.JobSettings) string {
+	if problem := clusterProblem(settings.JobClusters); problem != "" {
+		return problem
+	}
+	return taskProblem(settings)
+}
+
 // environmentVersions are the serverless environment versions Databricks
 // serves (https://docs.databricks.com/release-notes/serverless/environment-version/).
 var environmentVersions = map[string]bool{"2": true, "3": true, "4": true, "5": true}

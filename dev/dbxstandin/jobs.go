@@ -18,15 +18,15 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if problem := clusterProblem(req.JobClusters) + taskProblem(jobs.JobSettings{JobClusters: req.JobClusters, Environments: req.Environments, Tasks: req.Tasks}); problem != "" {
-		writeError(w, http.StatusBadRequest, "INVALID_PARAMETER_VALUE", problem)
-		return
-	}
 	// Jobs API 2.1 and later: "this value is always set to MULTI_TASK"
 	// (jobs.JobSettings.Format).
 	settings := jobs.JobSettings{Name: req.Name, Parameters: req.Parameters, Tasks: req.Tasks, JobClusters: req.JobClusters,
 		Environments: req.Environments, MaxConcurrentRuns: req.MaxConcurrentRuns, Tags: req.Tags, TimeoutSeconds: req.TimeoutSeconds,
 		Queue: req.Queue, Description: req.Description, Format: jobs.FormatMultiTask, PerformanceTarget: req.PerformanceTarget}
+	if problem := settingsProblem(settings); problem != "" {
+		writeError(w, http.StatusBadRequest, "INVALID_PARAMETER_VALUE", problem)
+		return
+	}
 	m := caller(r)
 	s.mu.Lock()
 	s.nextID++
@@ -46,9 +46,7 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request, id int64, need leve
 		writeError(w, http.StatusBadRequest, "INVALID_PARAMETER_VALUE", fmt.Sprintf("Job %d does not exist.", id))
 		return nil
 	}
-	if !s.can(caller(r), id, need) {
-		status, code, msg := deniedJob(caller(r), id, need)
-		writeError(w, status, code, msg)
+	if !s.allowed(w, r, id, need) {
 		return nil
 	}
 	return j
@@ -59,7 +57,7 @@ func (s *Server) resetJob(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if problem := clusterProblem(req.NewSettings.JobClusters) + taskProblem(req.NewSettings); problem != "" {
+	if problem := settingsProblem(req.NewSettings); problem != "" {
 		writeError(w, http.StatusBadRequest, "INVALID_PARAMETER_VALUE", problem)
 		return
 	}
@@ -332,9 +330,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "INVALID_PARAMETER_VALUE", fmt.Sprintf("Run %d does not exist.", id))
 		return
 	}
-	if !s.can(caller(r), run.JobId, canView) {
-		status, code, msg := deniedJob(caller(r), run.JobId, canView)
-		writeError(w, status, code, msg)
+	if !s.allowed(w, r, run.JobId, canView) {
 		return
 	}
 	b, err := json.Marshal(run)

@@ -39,18 +39,24 @@ func (l level) String() string {
 	return ""
 }
 
-// deniedJob is Databricks' 403 for a job the caller may not act on, in the
-// words recorded from real workspaces (databricks/cli acceptance tests
-// bundle/resources/permissions/jobs, Cloud = true): "User <name> does not
-// have View or Admin or Manage Run or Owner permissions on job <id>".
-func deniedJob(m *member, job int64, need level) (int, string, string) {
+// allowed reports whether the caller holds need on job; if not, it writes
+// Databricks' 403, in the words recorded from real workspaces
+// (databricks/cli acceptance tests bundle/resources/permissions/jobs,
+// Cloud = true): "User <name> does not have View or Admin or Manage Run or
+// Owner permissions on job <id>". The caller holds s.mu.
+func (s *Server) allowed(w http.ResponseWriter, r *http.Request, job int64, need level) bool {
+	m := caller(r)
+	if s.can(m, job, need) {
+		return true
+	}
 	what := map[level]string{
 		canView:      "View or Admin or Manage Run or Owner",
 		canManageRun: "Manage Run or Owner or Admin",
 		canManage:    "Manage or Owner or Admin",
 		isOwner:      "Admin or Owner",
 	}[need]
-	return http.StatusForbidden, "PERMISSION_DENIED", fmt.Sprintf("User %s does not have %s permissions on job %d", m.Name, what, job)
+	writeError(w, http.StatusForbidden, "PERMISSION_DENIED", fmt.Sprintf("User %s does not have %s permissions on job %d", m.Name, what, job))
+	return false
 }
 
 // can reports whether m holds need on job. Workspace admins hold every

@@ -213,6 +213,10 @@ func appendBounded(rs []LogRecord, r LogRecord) []LogRecord {
 // warnWord is what makes a stderr line a warning for the host.
 var warnWord = regexp.MustCompile(`(?i)warn`)
 
+// consoleLogWord is the prefix that puts a line under the worker's
+// category; the host removes every occurrence of it.
+var consoleLogWord = regexp.MustCompile(`(?i)LanguageWorkerConsoleLog`)
+
 // consoleRecord is how the host logs one line of the handler's output
 // (WorkerProcess.OnOutputDataReceived, ParseErrorMessageAndLog,
 // BuildAndLogConsoleLog): a stdout line at Information; a stderr line at
@@ -232,7 +236,7 @@ func consoleRecord(line string, stderr bool, workerID string) LogRecord {
 	switch lower := strings.ToLower(line); {
 	case strings.HasPrefix(lower, "languageworkerconsolelog"):
 		r.Category = "Worker.HttpWorkerProcess." + workerID
-		r.Message = regexp.MustCompile(`(?i)LanguageWorkerConsoleLog`).ReplaceAllString(line, "")
+		r.Message = consoleLogWord.ReplaceAllString(line, "")
 	case strings.HasPrefix(lower, "azfuncjsonlog:"):
 		r.Category = toolingCategory
 	}
