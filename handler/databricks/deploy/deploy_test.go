@@ -302,3 +302,37 @@ func TestNotebookSettings(t *testing.T) {
 		t.Error("the Entra sign-in string was passed to a cluster without an identity")
 	}
 }
+
+// TestCreatedJobHasItsSettings: a first deploy creates the job with every
+// field Settings sets, for each kind of compute (putJob copies them into
+// jobs.CreateJob one by one; a field left out there would be missing
+// until the next deploy reset the job).
+func TestCreatedJobHasItsSettings(t *testing.T) {
+	for _, compute := range []Compute{ComputeServerless, ComputeClassic} {
+		t.Run(string(compute), func(t *testing.T) {
+			f := newWorkspace(t)
+			ctx := context.Background()
+			spec := testSpec()
+			spec.Compute = compute
+			id, err := Deploy(ctx, f.client(f.developer, 0), spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			api, err := f.client(f.developer, id).API()
+			if err != nil {
+				t.Fatal(err)
+			}
+			j, err := jobs.NewJobs(api).Get(ctx, jobs.GetJobRequest{JobId: id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := spec.Settings("/Shared/t/nb")
+			want.Format = jobs.FormatMultiTask // set by Databricks on every job
+			got, _ := json.Marshal(j.Settings)
+			wantJSON, _ := json.Marshal(want)
+			if string(got) != string(wantJSON) {
+				t.Errorf("created job's settings\n got %s\nwant %s", got, wantJSON)
+			}
+		})
+	}
+}
