@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/databricks/databricks-sdk-go/client"
 	"github.com/databricks/databricks-sdk-go/service/compute"
 	"github.com/databricks/databricks-sdk-go/service/iam"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
@@ -59,6 +60,21 @@ func (f *workspaceFixture) client(p entra.Principal, jobID int64) *databricks.Cl
 	}
 	return databricks.New(databricks.Config{Host: f.url, JobID: jobID, AzureResourceID: rid, HTTPTimeout: 5 * time.Second, RetryTimeout: 5 * time.Second},
 		noop.NewTracerProvider(), propagation.TraceContext{}, databricks.WithCredential(f.tenant.Credential(p)))
+}
+
+// deploy deploys spec as the developer and returns the job and the
+// developer's API client.
+func (f *workspaceFixture) deploy(t *testing.T, spec JobSpec) (int64, *client.DatabricksClient) {
+	t.Helper()
+	id, err := Deploy(context.Background(), f.client(f.developer, 0), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := f.client(f.developer, id).API()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, api
 }
 
 func testSpec() JobSpec {
@@ -133,20 +149,12 @@ func TestDeployAsAContributorAndGrantTheApp(t *testing.T) {
 func TestWithoutTheGrantTheAppIsRefused(t *testing.T) {
 	f := newWorkspace(t)
 	ctx := context.Background()
-	spec := testSpec()
-	id, err := Deploy(ctx, f.client(f.developer, 0), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, api := f.deploy(t, testSpec())
 	// The identity is a workspace user, but holds nothing on the job.
-	api, err := f.client(f.developer, id).API()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := iam.NewServicePrincipalsV2(api).Create(ctx, iam.CreateServicePrincipalRequest{ApplicationId: f.app.ClientID}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.client(f.app, id).RunNow(ctx, nil, "")
+	_, err := f.client(f.app, id).RunNow(ctx, nil, "")
 	if err == nil || !strings.Contains(err.Error(), "does not have Manage Run or Owner or Admin permissions on job") {
 		t.Errorf("run-now without CAN_MANAGE_RUN: %v", err)
 	}
@@ -314,14 +322,7 @@ func TestCreatedJobHasItsSettings(t *testing.T) {
 			ctx := context.Background()
 			spec := testSpec()
 			spec.Compute = compute
-			id, err := Deploy(ctx, f.client(f.developer, 0), spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			api, err := f.client(f.developer, id).API()
-			if err != nil {
-				t.Fatal(err)
-			}
+			id, api := f.deploy(t, spec)
 			j, err := jobs.NewJobs(api).Get(ctx, jobs.GetJobRequest{JobId: id})
 			if err != nil {
 				t.Fatal(err)
