@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/nbtrace/nbtrace/handler/databricks/deploy"
 )
 
 // commandRunner runs a command line and returns its standard output.
@@ -29,16 +32,19 @@ func runCommand(ctx context.Context, name string, args ...string) (string, error
 // azdSettings are the azd environment values the post-provision step
 // needs: infra/main.bicep's outputs and azd's own.
 var azdSettings = []string{"AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME", "AZURE_CLIENT_ID",
-	"DATABRICKS_HOST", "DATABRICKS_AZURE_RESOURCE_ID", "APPLICATIONINSIGHTS_RESOURCE_ID"}
+	"DATABRICKS_HOST", "DATABRICKS_AZURE_RESOURCE_ID", "APPLICATIONINSIGHTS_RESOURCE_ID",
+	"DATABRICKS_ACCESS_CONNECTOR_ID", "DATABRICKS_INGESTION_IDENTITY_ID"}
 
-// postprovision is azd's post-provision hook, the same on every OS: it
-// reads the App Insights connection string from the resource, deploys
-// the notebook job signed in as the deploying user through the Azure CLI
-// (let in as a Contributor of the workspace), lets the app's identity run
-// it, and stores the job id in the azd environment (so the next provision
-// keeps it) and in the Function App's settings. Every az call names azd's
-// subscription: the Azure CLI's default may be another one.
-func postprovision(ctx context.Context, getenv func(string) string, o deployOptions, run commandRunner, cred azcore.TokenCredential, stdout, stderr io.Writer) error {
+// ingestionCredential names the Unity Catalog service credential the
+// post-provision step makes for infra/'s ingestion identity, unless
+// -ingestion-credential names another.
+const ingestionCredential = "nbtrace-ingestion"
+
+// azdOptions reads azd's environment (azdSettings) and sets what the
+// deploy step takes from it: the app's identity to grant the run, and the
+// service credential for the access connector and ingestion identity that
+// infra/ made. The error names every missing value.
+func azdOptions(getenv func(string) string, o deployOptions) (map[string]string, deployOptions, error) {
 	env := map[string]string{}
 	var missing []string
 	for _, k := range azdSettings {
@@ -47,7 +53,26 @@ func postprovision(ctx context.Context, getenv func(string) string, o deployOpti
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("the post-provision step runs under azd (azd provision, azd up); missing: %s", strings.Join(missing, ", "))
+		return nil, o, fmt.Errorf("the post-provision step runs under azd (azd provision, azd up); missing: %s", strings.Join(missing, ", "))
+	}
+	o.AppClientID = env["AZURE_CLIENT_ID"]
+	o.Ingestion = deploy.ServiceCredential{Name: cmp.Or(o.Ingestion.Name, ingestionCredential),
+		AccessConnectorID: env["DATABRICKS_ACCESS_CONNECTOR_ID"], ManagedIdentityID: env["DATABRICKS_INGESTION_IDENTITY_ID"]}
+	return env, o, nil
+}
+
+// postprovision is azd's post-provision hook, the same on every OS: it
+// reads the App Insights connection string from the resource, deploys
+// the notebook job signed in as the deploying user through the Azure CLI
+// (let in as a Contributor of the workspace), lets the app's identity run
+// it, gives the job the service credential for infra/'s ingestion
+// identity, and stores the job id in the azd environment (so the next
+// provision keeps it) and in the Function App's settings. Every az call
+// names azd's subscription: the Azure CLI's default may be another one.
+func postprovision(ctx context.Context, getenv func(string) string, o deployOptions, run commandRunner, cred azcore.TokenCredential, stdout, stderr io.Writer) error {
+	env, o, err := azdOptions(getenv, o)
+	if err != nil {
+		return err
 	}
 	sub := env["AZURE_SUBSCRIPTION_ID"]
 	cs, err := run(ctx, "az", "resource", "show", "--ids", env["APPLICATIONINSIGHTS_RESOURCE_ID"],
@@ -72,7 +97,6 @@ func postprovision(ctx context.Context, getenv func(string) string, o deployOpti
 		}
 		return getenv(k)
 	}
-	o.AppClientID = env["AZURE_CLIENT_ID"]
 	id, err := deployJob(ctx, deployEnv, o, cred, stderr)
 	if err != nil {
 		return err

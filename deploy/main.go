@@ -1,8 +1,10 @@
 // Command deploy puts the notebook job into a Databricks workspace: it
-// uploads notebooks/, stores telemetry secrets in a secret scope, creates
-// the job or updates the one of the same name, and lets the app's managed
-// identity run it (-app-client-id). It prints the job id, and can write it
-// where the app reads it.
+// uploads notebooks/ with the notebook's settings file, stores telemetry
+// secrets in a secret scope, creates the job or updates the one of the
+// same name, lets the app's managed identity run it (-app-client-id), and
+// gives the job the Unity Catalog service credential the notebook signs in
+// to Application Insights with (-ingestion-credential). It prints the job
+// id, and can write it where the app reads it.
 //
 //	DATABRICKS_HOST=https://adb-….azuredatabricks.net go run ./deploy -settings local.settings.json
 //
@@ -70,13 +72,19 @@ func runWith(ctx context.Context, args []string, getenv func(string) string, com
 	fs.StringVar(&o.SparkVersion, "spark-version", o.SparkVersion, "Databricks Runtime of the job cluster (classic)")
 	fs.StringVar(&o.NodeType, "node-type", o.NodeType, "VM size of the single-node job cluster (classic)")
 	fs.StringVar(&o.AppClientID, "app-client-id", "", "client id of the app's managed identity: added to the workspace and granted CAN_MANAGE_RUN on the job")
+	fs.StringVar(&o.Ingestion.Name, "ingestion-credential", "", "name of the Unity Catalog service credential the notebook signs in to Application Insights with: created, or pointed at -access-connector-id and -ingestion-identity-id, and granted (ACCESS) to the job's run-as principal; empty: none (-azd-postprovision: "+ingestionCredential+")")
+	fs.StringVar(&o.Ingestion.AccessConnectorID, "access-connector-id", "", "ARM id of the Azure Databricks Access Connector that holds the ingestion identity, for -ingestion-credential (azd: DATABRICKS_ACCESS_CONNECTOR_ID)")
+	fs.StringVar(&o.Ingestion.ManagedIdentityID, "ingestion-identity-id", "", "ARM id of the user-assigned managed identity, held by the access connector, that -ingestion-credential signs in as: Monitoring Metrics Publisher on Application Insights (azd: DATABRICKS_INGESTION_IDENTITY_ID)")
 	settings := fs.String("settings", "", "a local.settings.json to write DATABRICKS_JOB_ID into")
-	azdHook := fs.Bool("azd-postprovision", false, "run as azd's post-provision hook: deploy as the Azure CLI's user, let the app's identity run the job, store the job id in azd and the app's settings")
+	azdHook := fs.Bool("azd-postprovision", false, "run as azd's post-provision hook: deploy as the Azure CLI's user, let the app's identity run the job, give the job the service credential for infra/'s ingestion identity, store the job id in azd and the app's settings")
 	if c := getenv("DATABRICKS_COMPUTE"); c != "" {
 		o.Compute = deploy.Compute(c)
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.Ingestion.Name == "" && !*azdHook && (o.Ingestion.AccessConnectorID != "" || o.Ingestion.ManagedIdentityID != "") {
+		return errors.New("-access-connector-id and -ingestion-identity-id are for -ingestion-credential, which names the service credential")
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -71,5 +71,10 @@ func TestDeployCommand(t *testing.T) {
 	}
 	if err := run(context.Background(), nil, func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "DATABRICKS_HOST") {
 		t.Errorf("without settings: %v", err)
+	} // The connector's ids without the credential's name would be ignored:
+	// refused instead.
+	err := run(context.Background(), []string{"-access-connector-id", "/subscriptions/s/resourceGroups/g/providers/Microsoft.Databricks/accessConnectors/c"}, getenv, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "-ingestion-credential") {
+		t.Errorf("connector id without a credential name: %v", err)
 	}
 }

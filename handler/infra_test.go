@@ -310,3 +310,175 @@ func TestHostJSONSendsEachLogOnce(t *testing.T) {
 		}
 	}
 }
+
+// bicepModule is one `module name 'ref' = … { … }` of a Bicep file.
+type bicepModule struct {
+	file, ref, body string
+}
+
+// bicepModules finds every module of infra/ by its symbolic name, file by
+// file: the body runs to the first closing brace (or, for a loop, bracket)
+// at the start of a line.
+func bicepModules(t *testing.T) map[string]map[string]bicepModule {
+	t.Helper()
+	decl := regexp.MustCompile(`(?m)^module (\w+) '([^']+)'`)
+	closing := regexp.MustCompile(`(?m)^[}\]]$`)
+	out := map[string]map[string]bicepModule{}
+	for file, text := range bicepFiles(t) {
+		out[file] = map[string]bicepModule{}
+		for _, m := range decl.FindAllStringSubmatchIndex(text, -1) {
+			body := text[m[0]:]
+			loc := closing.FindStringIndex(body)
+			if loc == nil {
+				t.Fatalf("%s: module %s has no closing brace", file, text[m[2]:m[3]])
+			}
+			end := loc[0]
+			out[file][text[m[2]:m[3]]] = bicepModule{file: file, ref: text[m[4]:m[5]], body: body[:end]}
+		}
+	}
+	return out
+}
+
+// findModule returns the one module of infra/ whose reference starts with
+// prefix.
+func findModule(t *testing.T, mods map[string]map[string]bicepModule, prefix string) (string, bicepModule) {
+	t.Helper()
+	var found []string
+	var name string
+	var mod bicepModule
+	for _, fileMods := range mods {
+		for n, m := range fileMods {
+			if strings.HasPrefix(m.ref, prefix) {
+				found, name, mod = append(found, m.file+":"+n), n, m
+			}
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d modules %s… (want 1): %v", len(found), prefix, found)
+	}
+	return name, mod
+}
+
+// TestTheNotebookHasAnIngestionIdentity: an Azure Databricks Access
+// Connector (AVM 0.4.3) holds a user-assigned identity of its own, made by
+// the same AVM version as the app's, and no system-assigned one: the Unity
+// Catalog service credential the deploy step makes signs in as it.
+func TestTheNotebookHasAnIngestionIdentity(t *testing.T) {
+	mods := bicepModules(t)
+	const connectorRef = "br/public:avm/res/databricks/access-connector:"
+	_, connector := findModule(t, mods, connectorRef)
+	if connector.ref != connectorRef+"0.4.3" {
+		t.Errorf("%s: access connector module %s, want version 0.4.3", connector.file, connector.ref)
+	}
+	appIdentity, ok := mods["../infra/main.bicep"]["identity"]
+	if !ok || !strings.HasPrefix(appIdentity.ref, "br/public:avm/res/managed-identity/user-assigned-identity:") {
+		t.Fatalf("main.bicep has no user-assigned identity module named identity: %+v", appIdentity)
+	}
+	holds := regexp.MustCompile(`managedIdentities: \{ userAssignedResourceIds: \[(\w+)\.outputs\.resourceId\] \}`).FindStringSubmatch(connector.body)
+	if holds == nil {
+		t.Fatalf("%s: the access connector holds no user-assigned identity of a module in its file:\n%s", connector.file, connector.body)
+	}
+	if strings.Contains(connector.body, "systemAssigned") {
+		t.Errorf("%s: the access connector has a system-assigned identity too", connector.file)
+	}
+	held, ok := mods[connector.file][holds[1]]
+	switch {
+	case !ok:
+		t.Errorf("%s: the access connector holds %s, not a module of its file", connector.file, holds[1])
+	case held.ref != appIdentity.ref:
+		t.Errorf("%s: the ingestion identity is %s, the app's %s: use one version", connector.file, held.ref, appIdentity.ref)
+	case held == appIdentity:
+		t.Error("the access connector holds the app's identity")
+	}
+}
+
+// TestTheIngestionIdentityOnlyPublishes: the ingestion identity's
+// principal reaches the Application Insights module, which gives it
+// Monitoring Metrics Publisher as a ServicePrincipal, and nothing else.
+func TestTheIngestionIdentityOnlyPublishes(t *testing.T) {
+	files := bicepFiles(t)
+	mods := bicepModules(t)
+	ingestion, ok := mods["../infra/main.bicep"]["ingestion"]
+	if !ok || ingestion.ref != "app/ingestion.bicep" {
+		t.Fatalf("main.bicep has no module ingestion 'app/ingestion.bicep': %+v", ingestion)
+	}
+	if !strings.Contains(files["../infra/app/ingestion.bicep"], "output identityPrincipalId string = identity.outputs.principalId\n") {
+		t.Error("ingestion.bicep does not output its identity's principal id")
+	}
+	main := files["../infra/main.bicep"]
+	if n := strings.Count(main, "ingestion.outputs.identityPrincipalId"); n != 1 {
+		t.Errorf("main.bicep passes the ingestion identity's principal %d times, want once (to monitoring)", n)
+	}
+	if !strings.Contains(mods["../infra/main.bicep"]["monitoring"].body, "ingestionPrincipalId: ingestion.outputs.identityPrincipalId\n") {
+		t.Error("main.bicep does not pass the ingestion identity's principal to monitoring")
+	}
+	_, component := findModule(t, mods, "br/public:avm/res/insights/component:")
+	if component.file != "../infra/app/monitoring.bicep" {
+		t.Fatalf("Application Insights is in %s, not monitoring.bicep", component.file)
+	}
+	const want = "{ principalId: ingestionPrincipalId, principalType: 'ServicePrincipal', roleDefinitionIdOrName: '3913510d-42f4-4e42-8a64-420c390055eb' } // Monitoring Metrics Publisher"
+	if !strings.Contains(component.body, want) {
+		t.Errorf("monitoring.bicep: Application Insights does not assign\n\t%s\nin:\n%s", want, component.body)
+	}
+	if n := strings.Count(files["../infra/app/monitoring.bicep"], "principalId: ingestionPrincipalId"); n != 1 {
+		t.Errorf("monitoring.bicep assigns the ingestion identity %d roles, want 1", n)
+	}
+}
+
+// TestKeyIngestionIsOffByDefault: Application Insights takes Entra ID
+// tokens only (disableLocalAuth true) unless the azd environment sets
+// APPLICATIONINSIGHTS_LOCAL_AUTH=true.
+func TestKeyIngestionIsOffByDefault(t *testing.T) {
+	files := bicepFiles(t)
+	mods := bicepModules(t)
+	main := files["../infra/main.bicep"]
+	if !strings.Contains(main, "\nparam allowInstrumentationKeyIngestion bool = false\n") {
+		t.Error("main.bicep: allowInstrumentationKeyIngestion is not a bool that defaults to false")
+	}
+	if !strings.Contains(mods["../infra/main.bicep"]["monitoring"].body, "disableLocalAuth: !allowInstrumentationKeyIngestion\n") {
+		t.Error("main.bicep does not pass disableLocalAuth: !allowInstrumentationKeyIngestion to monitoring")
+	}
+	_, component := findModule(t, mods, "br/public:avm/res/insights/component:")
+	if !strings.Contains(component.body, "disableLocalAuth: disableLocalAuth\n") {
+		t.Errorf("%s: Application Insights does not take disableLocalAuth from the parameter", component.file)
+	}
+	b, err := os.ReadFile("../infra/main.parameters.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var params struct {
+		Parameters map[string]struct {
+			Value any `json:"value"`
+		} `json:"parameters"`
+	}
+	if err := json.Unmarshal(b, &params); err != nil {
+		t.Fatal(err)
+	}
+	if got := params.Parameters["allowInstrumentationKeyIngestion"].Value; got != "${APPLICATIONINSIGHTS_LOCAL_AUTH=false}" {
+		t.Errorf("main.parameters.json: allowInstrumentationKeyIngestion = %v, want ${APPLICATIONINSIGHTS_LOCAL_AUTH=false}", got)
+	}
+}
+
+// TestIngestionOutputs: azd gets the access connector's and the ingestion
+// identity's ARM ids, which the post-provision step names in the service
+// credential.
+func TestIngestionOutputs(t *testing.T) {
+	files := bicepFiles(t)
+	main, ingestion := files["../infra/main.bicep"], files["../infra/app/ingestion.bicep"]
+	for _, want := range []string{
+		"\noutput DATABRICKS_ACCESS_CONNECTOR_ID string = ingestion.outputs.accessConnectorResourceId\n",
+		"\noutput DATABRICKS_INGESTION_IDENTITY_ID string = ingestion.outputs.identityResourceId\n",
+	} {
+		if !strings.Contains(main, want) {
+			t.Errorf("main.bicep lacks %s", strings.TrimSpace(want))
+		}
+	}
+	for _, want := range []string{
+		"\noutput accessConnectorResourceId string = accessConnector.outputs.resourceId\n",
+		"\noutput identityResourceId string = identity.outputs.resourceId\n",
+	} {
+		if !strings.Contains(ingestion, want) {
+			t.Errorf("ingestion.bicep lacks %s", strings.TrimSpace(want))
+		}
+	}
+}

@@ -1,8 +1,10 @@
 // nbtrace on Azure: a Go custom handler on Flex Consumption, Application
 // Insights on Log Analytics, an Azure Databricks workspace (or an existing
 // one), one user-assigned managed identity for everything the app signs in
-// to, and alerts. Deployed by `azd up`; the post-provision hook then puts
-// the notebook job into the workspace.
+// to, a second one held by a Databricks access connector for the notebook's
+// telemetry, and alerts. Deployed by `azd up`; the post-provision hook then
+// puts the notebook job into the workspace, with the Unity Catalog service
+// credential the notebook signs in to Application Insights with.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -70,6 +72,8 @@ param functionAppName string = ''
 param planName string = ''
 param storageAccountName string = ''
 param identityName string = ''
+param ingestionIdentityName string = ''
+param accessConnectorName string = ''
 param logAnalyticsName string = ''
 param appInsightsName string = ''
 param databricksWorkspaceName string = ''
@@ -99,8 +103,8 @@ param alertEmail string = ''
 @description('ARM id of an existing action group for the alerts; wins over alertEmail.')
 param actionGroupId string = ''
 
-@description('Let telemetry be sent with the instrumentation key alone. The app always signs in with Entra ID; the Databricks notebook needs this (its job cluster has no managed identity) to send its spans to Application Insights.')
-param allowInstrumentationKeyIngestion bool = true
+@description('Let telemetry be sent with the instrumentation key alone (Application Insights local authentication; azd env var APPLICATIONINSIGHTS_LOCAL_AUTH). Off: Entra ID only; the app and the notebook both sign in with managed identities.')
+param allowInstrumentationKeyIngestion bool = false
 
 @description('Alert when more than this share of requests fails in 15 minutes (0-1).')
 param failedRequestRateThreshold string = '0.05'
@@ -137,6 +141,18 @@ module identity 'br/public:avm/res/managed-identity/user-assigned-identity:0.6.0
   }
 }
 
+// The notebook's identity for ingestion, held by an access connector; the
+// deploy step makes the Unity Catalog service credential for it.
+module ingestion 'app/ingestion.bicep' = {
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    identityName: !empty(ingestionIdentityName) ? ingestionIdentityName : '${abbrs.managedIdentityUserAssignedIdentities}ingest-${resourceToken}'
+    accessConnectorName: !empty(accessConnectorName) ? accessConnectorName : '${abbrs.databricksAccessConnectors}${resourceToken}'
+  }
+}
+
 module monitoring 'app/monitoring.bicep' = {
   scope: rg
   params: {
@@ -146,6 +162,7 @@ module monitoring 'app/monitoring.bicep' = {
     appInsightsName: !empty(appInsightsName) ? appInsightsName : '${abbrs.insightsComponents}${resourceToken}'
     disableLocalAuth: !allowInstrumentationKeyIngestion
     identityPrincipalId: identity.outputs.principalId
+    ingestionPrincipalId: ingestion.outputs.identityPrincipalId
     userPrincipalId: principalId
     userPrincipalType: principalType
   }
@@ -233,3 +250,7 @@ output AZURE_CLIENT_ID string = identity.outputs.clientId
 output DATABRICKS_HOST string = 'https://${databricks.outputs.workspaceUrl}'
 output DATABRICKS_AZURE_RESOURCE_ID string = databricks.outputs.resourceId
 output APPLICATIONINSIGHTS_RESOURCE_ID string = monitoring.outputs.resourceId
+// ARM ids, no secrets: the post-provision step names them in the Unity
+// Catalog service credential nbtrace-ingestion.
+output DATABRICKS_ACCESS_CONNECTOR_ID string = ingestion.outputs.accessConnectorResourceId
+output DATABRICKS_INGESTION_IDENTITY_ID string = ingestion.outputs.identityResourceId

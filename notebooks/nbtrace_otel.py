@@ -30,6 +30,12 @@ environment, where set, wins (local runs). Never from the notebook's source:
 ``APPLICATIONINSIGHTS_CONNECTION_STRING``
     Export spans and log records to Application Insights, with
     ``azure-monitor-opentelemetry-exporter``.
+``NBTRACE_INGESTION_CREDENTIAL``
+    The Unity Catalog service credential to sign in to Application Insights
+    with (Microsoft Entra ID, the identity of an Azure Databricks Access
+    Connector, through ``dbutils.credentials.getServiceCredentialsProvider``),
+    so that a resource with local authentication off takes the notebook's
+    telemetry. Without it, the connection string's key is used.
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT``
     Export spans and log records over OTLP/HTTP (headers from
     ``OTEL_EXPORTER_OTLP_HEADERS``, ``k=v,k2=v2``).
@@ -82,6 +88,7 @@ __all__ = [
     "resource_for",
     "run",
     "sampler_from",
+    "service_credential",
     "settings_values",
 ]
 
@@ -204,6 +211,7 @@ class Settings:
     otlp_logs_endpoint: str = ""
     otlp_headers: dict[str, str] = field(default_factory=dict, repr=False)
     flush_timeout_ms: int = 30000
+    ingestion_credential: str = ""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -217,14 +225,20 @@ class Settings:
             otlp_logs_endpoint=env.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "") or (base and base + "/v1/logs"),
             otlp_headers=_headers(env.get("OTEL_EXPORTER_OTLP_HEADERS", "")),
             flush_timeout_ms=int(timeout) if timeout.isdigit() else 30000,
+            ingestion_credential=env.get("NBTRACE_INGESTION_CREDENTIAL", "").strip(),
         )
 
-    def describe(self) -> str:
-        """Say where telemetry goes without showing any credential."""
+    def describe(self, signed_in: bool = False) -> str:
+        """Say where telemetry goes, and how the notebook signs in to Azure Monitor, without showing any credential."""
         targets = []
         if self.connection_string:
             endpoint = _connection_string_field(self.connection_string, "IngestionEndpoint") or "default endpoint"
-            targets.append(f"Azure Monitor ({_host_of(endpoint)})")
+            how = (
+                f"signed in with Microsoft Entra ID through service credential {self.ingestion_credential}"
+                if signed_in
+                else "with the connection string's instrumentation key"
+            )
+            targets.append(f"Azure Monitor ({_host_of(endpoint)}, {how})")
         if self.otlp_traces_endpoint or self.otlp_logs_endpoint:
             targets.append(f"OTLP/HTTP ({_host_of(self.otlp_traces_endpoint or self.otlp_logs_endpoint)})")
         return ", ".join(targets) or "nowhere (no exporter configured: spans stay in the notebook)"
@@ -283,6 +297,29 @@ def _secret(scope: str, key: str, dbutils: Any, env: Mapping[str, str]) -> str:
         return str(local[scope][key])
     except KeyError:
         raise ValueError(f"Secret does not exist with scope: {scope} and key: {key}") from None
+
+
+def service_credential(name: str, *, dbutils: Any = None, environ: Mapping[str, str] | None = None) -> Any:
+    """Return an Azure credential (``get_token``) of the Unity Catalog service credential ``name``.
+
+    On Databricks it is ``dbutils.credentials.getServiceCredentialsProvider``
+    (Databricks Runtime 16.2 and later, and serverless), which needs the run's
+    principal to own the credential or hold ``ACCESS`` on it. Without dbutils,
+    ``NBTRACE_LOCAL_SERVICE_CREDENTIALS`` (credential name to the client id of
+    its managed identity: what the local Databricks stand-in gives a run for
+    the credentials its principal may use) names a managed identity, signed in
+    through the identity endpoint of the environment. A credential the run
+    may not use raises.
+    """
+    if dbutils is not None:
+        return dbutils.credentials.getServiceCredentialsProvider(name)
+    env = os.environ if environ is None else environ
+    local = json.loads(env.get("NBTRACE_LOCAL_SERVICE_CREDENTIALS") or "{}")
+    if name not in local:
+        raise PermissionError(f"service credential {name} does not exist or the run's principal holds no ACCESS on it")
+    from azure.identity import ManagedIdentityCredential
+
+    return ManagedIdentityCredential(client_id=local[name])
 
 
 def _connection_string_field(cs: str, name: str) -> str:
@@ -365,6 +402,7 @@ class _Pipeline:
     logger_provider: LoggerProvider | None = None
     handler: logging.Handler | None = None
     clients: list[Any] = field(default_factory=list)
+    signed_in: bool = False
 
     def close(self, timeout_ms: int) -> None:
         """Flush every span and log record, then shut the providers down and close their connections."""
@@ -386,19 +424,41 @@ class _Pipeline:
                 log.exception("closing an exporter's connection failed")
 
 
-def _pipeline(settings: Settings, resource: Resource, sampler: Sampler) -> _Pipeline:
+def _pipeline(settings: Settings, resource: Resource, sampler: Sampler, credential: Any = None) -> _Pipeline:
     """Build one run's providers, exporting where settings say; what was built is closed again if a part fails."""
     pipeline = _Pipeline(tracer_provider=TracerProvider(resource=resource, sampler=sampler))
     try:
-        _build(pipeline, settings, resource)
+        _build(pipeline, settings, resource, credential)
     except BaseException:
         pipeline.close(1000)
         raise
     return pipeline
 
 
-def _build(pipeline: _Pipeline, settings: Settings, resource: Resource) -> None:
-    """Add the exporters settings ask for to pipeline."""
+def _ingestion_credential(settings: Settings, dbutils: Any, environ: Mapping[str, str]) -> Any:
+    """The Azure credential to sign in to Application Insights with, or None for the connection string's key.
+
+    A service credential that cannot be had is logged as an error and the key
+    is used: the run goes on, and a resource that takes keys still gets its
+    telemetry (one with local authentication off refuses it, and the exporter
+    logs that).
+    """
+    if not (settings.connection_string and settings.ingestion_credential):
+        return None
+    try:
+        return service_credential(settings.ingestion_credential, dbutils=dbutils, environ=environ)
+    except Exception as exc:
+        log.error(
+            "cannot use service credential %s (%s: %s); Application Insights gets the connection string's key instead",
+            settings.ingestion_credential,
+            type(exc).__name__,
+            exc,
+        )
+        return None
+
+
+def _build(pipeline: _Pipeline, settings: Settings, resource: Resource, credential: Any = None) -> None:
+    """Add the exporters settings ask for to pipeline, signing in to Azure Monitor with credential when given."""
     span_exporters: list[Any] = []
     log_exporters: list[Any] = []
     headers = settings.otlp_headers or None
@@ -416,6 +476,9 @@ def _build(pipeline: _Pipeline, settings: Settings, resource: Resource) -> None:
         from azure.monitor.opentelemetry.exporter import AzureMonitorLogExporter, AzureMonitorTraceExporter
 
         common: dict[str, Any] = {"connection_string": settings.connection_string, "disable_offline_storage": True}
+        if credential is not None:
+            common["credential"] = credential
+            pipeline.signed_in = True
         traces = AzureMonitorTraceExporter(tracer_provider=pipeline.tracer_provider, **common)
         logs = AzureMonitorLogExporter(**common)
         span_exporters.append(traces)
@@ -541,10 +604,14 @@ def run(
     settings = settings or Settings.from_environ(values)
     pipeline: _Pipeline | None = None
     if tracer_provider is None:
-        pipeline = _pipeline(settings, resource_for(params, values), sampler_from(values))
+        credential = _ingestion_credential(settings, dbutils, values)
+        pipeline = _pipeline(settings, resource_for(params, values), sampler_from(values), credential)
+        if credential is not None and dbutils is None and hasattr(credential, "close"):
+            pipeline.clients.append(credential)
         tracer_provider = pipeline.tracer_provider
     try:
-        yield from _traced(params, name, settings, tracer_provider)
+        signed_in = pipeline is not None and pipeline.signed_in
+        yield from _traced(params, name, settings, tracer_provider, signed_in=signed_in)
     finally:
         if pipeline is not None:
             pipeline.close(settings.flush_timeout_ms)
@@ -553,10 +620,15 @@ def run(
 
 
 def _traced(
-    params: Mapping[str, str], name: str, settings: Settings, tracer_provider: TracerProvider
+    params: Mapping[str, str],
+    name: str,
+    settings: Settings,
+    tracer_provider: TracerProvider,
+    *,
+    signed_in: bool = False,
 ) -> Iterator[NotebookRun]:
     """The body of run: the notebook's CONSUMER span around its work."""
-    log.info("telemetry goes to %s", settings.describe())
+    log.info("telemetry goes to %s", settings.describe(signed_in))
     ctx, problem = parent_context(params)
     if problem:
         log.warning(problem)

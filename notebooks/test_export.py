@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 import gzip
+import ipaddress
 import json
 import logging
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -25,8 +29,9 @@ IKEY = "00000000-0000-0000-0000-0000000000a1"
 class Endpoints:
     """Application Insights ingestion (/v2.1/track) and OTLP/HTTP (/v1/traces, /v1/logs) on one loopback port."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.envelopes: list[dict[str, Any]] = []
+        self.authorization: list[str | None] = []  # of each post to /v2.1/track
         self.spans: list[tuple[dict[str, Any], Any]] = []  # (resource attributes, span)
         self.logs: list[Any] = []
         self.headers: list[dict[str, str]] = []  # of each OTLP export
@@ -41,6 +46,7 @@ class Endpoints:
                 path = self.path.lstrip("/")
                 with lock:
                     if path == "v2.1/track":
+                        outer.authorization.append(self.headers.get("Authorization"))
                         items = json.loads(body)
                         outer.envelopes += items
                         answer = {"itemsReceived": len(items), "itemsAccepted": len(items), "errors": []}
@@ -72,7 +78,11 @@ class Endpoints:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        scheme = "http"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
@@ -88,6 +98,81 @@ def endpoints() -> Iterator[Endpoints]:
     e = Endpoints()
     yield e
     e.server.shutdown()
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that is its own authority, and its key, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ingestion test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture
+def tls_endpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Endpoints]:
+    """Endpoints over HTTPS, trusted through REQUESTS_CA_BUNDLE: Azure's SDKs send a bearer token only over TLS."""
+    cert, key = _self_signed(tmp_path)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    e = Endpoints(tls=ctx)
+    yield e
+    e.server.shutdown()
+
+
+class FakeToken(NamedTuple):
+    token: str
+    expires_on: int
+
+
+class FakeServiceCredential:
+    """What dbutils.credentials.getServiceCredentialsProvider returns: an Azure credential (get_token)."""
+
+    def __init__(self) -> None:
+        self.scopes: list[tuple[str, ...]] = []
+
+    def get_token(self, *scopes: str, **_: Any) -> FakeToken:
+        self.scopes.append(scopes)
+        return FakeToken("token-of-the-access-connector", int(datetime.datetime.now().timestamp()) + 3600)
+
+
+class CredentialDbutils:
+    """dbutils with service credentials (and no widgets or secrets): names of the credentials asked for."""
+
+    def __init__(self, credentials: dict[str, FakeServiceCredential]) -> None:
+        self.asked: list[str] = []
+        outer = self
+
+        class Credentials:
+            def getServiceCredentialsProvider(self, name: str) -> FakeServiceCredential:
+                outer.asked.append(name)
+                if name not in credentials:
+                    raise RuntimeError(f"PERMISSION_DENIED: no ACCESS on service credential {name}")
+                return credentials[name]
+
+        self.credentials = Credentials()
 
 
 def params(run_id: str = "22", flags: str = "01") -> dict[str, str]:
@@ -167,13 +252,19 @@ def test_runs_in_one_process_export_their_own(endpoints: Endpoints, caplog: pyte
     }
     nbt._correlate_logging()  # the module's one lasting handler, added on a first run
     handlers = list(nbt.log.handlers)
-    threads = [threading.active_count()]
+
+    def live_threads() -> int:
+        # Not the test server's own threads, one a connection, which end
+        # when it sees the client close (after the run has returned).
+        return sum(1 for t in threading.enumerate() if "process_request_thread" not in t.name)
+
+    threads = [live_threads()]
     with caplog.at_level(logging.WARNING):
         for run_id in ("101", "102", "103"):
             with nbt.run(params(run_id=run_id), environ=environ) as run, run.step("load"):
                 nbt.log.info("run %s loaded", run_id)
             assert nbt.log.handlers == handlers, "a run left a log handler behind"
-            threads.append(threading.active_count())
+            threads.append(live_threads())
     assert "Overriding" not in caplog.text
     assert max(threads) == threads[0], f"threads outlived their run: {threads}"
     requests = endpoints.of_kind("Request")
@@ -265,3 +356,61 @@ def test_logs_alone_over_otlp(endpoints: Endpoints) -> None:
     with nbt.run(params(), environ={"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": endpoints.url + "/v1/logs"}):
         nbt.log.info("only logs")
     assert endpoints.logs and endpoints.spans == []
+
+
+def test_the_service_credential_signs_in_to_ingestion(
+    tls_endpoints: Endpoints, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With NBTRACE_INGESTION_CREDENTIAL, every post carries the credential's token for Azure Monitor."""
+    cred = FakeServiceCredential()
+    dbutils = CredentialDbutils({"nbtrace-ingestion": cred})
+    environ = {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": tls_endpoints.connection_string,
+        "NBTRACE_INGESTION_CREDENTIAL": "nbtrace-ingestion",
+    }
+    level = caplog.at_level(logging.INFO, logger=nbt.LOGGER_NAME)
+    with level, nbt.run(params(), environ=environ, dbutils=dbutils) as run, run.step("load"):
+        nbt.log.info("loaded")
+    assert dbutils.asked == ["nbtrace-ingestion"]
+    assert {s for scopes in cred.scopes for s in scopes} == {"https://monitor.azure.com//.default"}
+    assert tls_endpoints.authorization, "nothing was posted"
+    assert set(tls_endpoints.authorization) == {"Bearer token-of-the-access-connector"}
+    assert len(tls_endpoints.of_kind("Request")) == 1
+    assert len(tls_endpoints.of_kind("Message")) >= 1
+    assert "signed in with Microsoft Entra ID through service credential nbtrace-ingestion" in caplog.text
+
+
+def test_without_a_service_credential_the_key_is_used(endpoints: Endpoints, caplog: pytest.LogCaptureFixture) -> None:
+    dbutils = CredentialDbutils({})
+    environ = {"APPLICATIONINSIGHTS_CONNECTION_STRING": endpoints.connection_string}
+    with caplog.at_level(logging.INFO, logger=nbt.LOGGER_NAME), nbt.run(params(), environ=environ, dbutils=dbutils):
+        pass
+    assert dbutils.asked == []
+    assert endpoints.authorization and set(endpoints.authorization) == {None}
+    assert "with the connection string's instrumentation key" in caplog.text
+
+
+def test_a_credential_the_run_may_not_use_falls_back_to_the_key(
+    endpoints: Endpoints, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The run goes on; the error names the credential and the fallback."""
+    environ = {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": endpoints.connection_string,
+        "NBTRACE_INGESTION_CREDENTIAL": "not-granted",
+    }
+    with nbt.run(params(), environ=environ, dbutils=CredentialDbutils({})):
+        pass
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("cannot use service credential not-granted" in m and "key instead" in m for m in errors), errors
+    assert endpoints.authorization and set(endpoints.authorization) == {None}
+    assert len(endpoints.of_kind("Request")) == 1
+
+
+def test_locally_a_service_credential_is_a_managed_identity() -> None:
+    from azure.identity import ManagedIdentityCredential
+
+    client_id = "11111111-2222-3333-4444-555555555555"
+    env = {"NBTRACE_LOCAL_SERVICE_CREDENTIALS": json.dumps({"nbtrace-ingestion": client_id})}
+    assert isinstance(nbt.service_credential("nbtrace-ingestion", environ=env), ManagedIdentityCredential)
+    with pytest.raises(PermissionError, match="holds no ACCESS"):
+        nbt.service_credential("other", environ=env)

@@ -27,6 +27,11 @@ type Azure struct {
 	// Contributors are the object ids of principals with Contributor or
 	// Owner on the workspace resource.
 	Contributors []string
+	// AccessConnectors are the Azure Databricks Access Connectors of the
+	// subscription: each connector's ARM id, and the ARM ids of the
+	// user-assigned managed identities it holds (what a Unity Catalog
+	// credential's azure_managed_identity names).
+	AccessConnectors map[string][]string
 }
 
 // Header names Azure Databricks reads for a principal that is not yet a

@@ -1,8 +1,9 @@
 // Package dbxstandin is a stand-in for the Azure Databricks REST API, for
 // local development and tests: a real HTTP server that the unchanged
 // databricks-sdk-go talks to. It serves the subset nbtrace uses, with the
-// wire shapes of the Jobs API 2.2, Workspace API 2.0, Permissions API and
-// SCIM (the SDK's own request and response types), and refuses what Azure
+// wire shapes of the Jobs API 2.2, Workspace API 2.0, Permissions API,
+// SCIM and Unity Catalog's credentials and grants (the SDK's own request
+// and response types), and refuses what Azure
 // Databricks refuses; each rule cites, beside it, the documentation or
 // source it follows:
 //
@@ -31,6 +32,19 @@
 //     notebooks, RAW files, AUTO by extension and header and never over a
 //     file), get-status telling notebooks from files; secret scopes and
 //     secrets, resolved into a job cluster's environment;
+//   - Unity Catalog service credentials (credentials.go): create, get,
+//     list (by purpose; what the caller may see), update, delete; an
+//     Azure managed identity held by one of Options.Azure's
+//     AccessConnectors (checked unless skip_validation; without
+//     Options.Azure refused), names stored in lower case, created only by
+//     a metastore admin (a workspace admin that is not a service
+//     principal), changed by the owner or a MANAGE holder (an admin: the
+//     owner only), deleted by the owner; their grants (ucgrants.go,
+//     permissions/credential in either case: ACCESS, CREATE_CONNECTION,
+//     MANAGE, ALL_PRIVILEGES, granted by the owner, a MANAGE holder or an
+//     admin to a user name or an application id), and effective
+//     permissions; a run gets the credentials its run-as principal owns
+//     or holds ACCESS on (RunContext.ServiceCredentials);
 //   - the unauthenticated discovery document /.well-known/databricks-config
 //     that the SDK reads while it resolves its configuration;
 //   - Databricks' error body {"error_code", "message"} with its status

@@ -1,6 +1,7 @@
 package dbxstandin
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,8 +32,12 @@ func (s *Server) createJob(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.nextID++
 	id := s.nextID
-	s.jobs[id] = &jobs.Job{JobId: id, Settings: &settings, CreatedTime: time.Now().UnixMilli(), CreatorUserName: m.Name}
-	// The creator owns the job.
+	// The creator owns the job, and a job without run_as runs as its owner
+	// (jobs.Job.RunAsUserName, Jobs API 2.2: "set to the creator of the job
+	// if job access control is disabled or to the user with the is_owner
+	// permission if job access control is enabled").
+	s.jobs[id] = &jobs.Job{JobId: id, Settings: &settings, CreatedTime: time.Now().UnixMilli(), CreatorUserName: m.Name,
+		RunAsUserName: m.Name}
 	s.acl[id] = map[string]level{m.Name: isOwner}
 	s.mu.Unlock()
 	writeJSON(w, jobs.CreateResponse{JobId: id})
@@ -178,7 +183,8 @@ func (s *Server) runNow(w http.ResponseWriter, r *http.Request) {
 		params[p.Name] = jp.Value
 		run.JobParameters = append(run.JobParameters, jp)
 	}
-	rc := RunContext{JobID: j.JobId, RunID: runID, Parameters: params, EnvVars: map[string]string{}, Secrets: s.secretsCopy()}
+	rc := RunContext{JobID: j.JobId, RunID: runID, Parameters: params, EnvVars: map[string]string{}, Secrets: s.secretsCopy(),
+		ServiceCredentials: s.serviceCredentialsFor(cmp.Or(j.RunAsUserName, j.CreatorUserName))}
 	var launchErr string
 	if len(j.Settings.Tasks) > 0 {
 		task := &j.Settings.Tasks[0]

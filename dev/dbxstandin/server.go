@@ -51,6 +51,12 @@ type RunContext struct {
 	Secrets map[string]map[string]string
 	// Serverless reports a run on serverless compute.
 	Serverless bool
+	// ServiceCredentials are the Unity Catalog service credentials the
+	// run's principal may use (it owns them or holds ACCESS), by name: the
+	// client id of the managed identity each signs in as, what
+	// dbutils.credentials.getServiceCredentialsProvider(name) gives
+	// notebook code on Databricks.
+	ServiceCredentials map[string]string
 }
 
 // Options configures a Server.
@@ -85,6 +91,7 @@ type Server struct {
 	denied   map[int64]bool
 	members  []*member
 	acl      map[int64]map[string]level
+	creds    map[string]*credential // Unity Catalog service credentials by name
 	nextID   int64
 	faults   []*Fault
 	requests []Request
@@ -112,7 +119,7 @@ func New(o Options) *Server {
 	s := &Server{opts: o, jobs: map[int64]*jobs.Job{}, runs: map[int64]*jobs.Run{}, tokens: map[string]int64{},
 		objects: map[string]*object{}, dirs: map[string]bool{"/": true}, secrets: map[string]map[string]string{},
 		denied: map[int64]bool{}, members: []*member{localDeveloper}, acl: map[int64]map[string]level{},
-		nextID: 1000, ctx: ctx, cancel: cancel, mux: http.NewServeMux()}
+		creds: map[string]*credential{}, nextID: 1000, ctx: ctx, cancel: cancel, mux: http.NewServeMux()}
 	s.routes()
 	return s
 }
@@ -170,6 +177,14 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("PATCH /api/2.0/permissions/jobs/{job_id}", s.permissions)
 	s.mux.HandleFunc("GET /api/2.0/preview/scim/v2/ServicePrincipals", s.servicePrincipals)
 	s.mux.HandleFunc("POST /api/2.0/preview/scim/v2/ServicePrincipals", s.servicePrincipals)
+	s.mux.HandleFunc("POST /api/2.1/unity-catalog/credentials", s.createCredential)
+	s.mux.HandleFunc("GET /api/2.1/unity-catalog/credentials", s.listCredentials)
+	s.mux.HandleFunc("GET /api/2.1/unity-catalog/credentials/{name_arg}", s.getCredential)
+	s.mux.HandleFunc("PATCH /api/2.1/unity-catalog/credentials/{name_arg}", s.updateCredential)
+	s.mux.HandleFunc("DELETE /api/2.1/unity-catalog/credentials/{name_arg}", s.deleteCredential)
+	s.mux.HandleFunc("GET /api/2.1/unity-catalog/permissions/{securable_type}/{full_name}", s.ucPermissions)
+	s.mux.HandleFunc("PATCH /api/2.1/unity-catalog/permissions/{securable_type}/{full_name}", s.ucPermissions)
+	s.mux.HandleFunc("GET /api/2.1/unity-catalog/effective-permissions/{securable_type}/{full_name}", s.ucEffectivePermissions)
 }
 
 // ServeHTTP signs the caller in (see authenticate), applies injected faults, records the

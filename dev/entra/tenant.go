@@ -38,6 +38,10 @@ type Principal struct {
 	ClientID string
 	// Name is a managed identity's name or a user's principal name.
 	Name string
+	// ResourceID is a user-assigned managed identity's ARM id
+	// (…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>);
+	// "" for a user.
+	ResourceID string
 }
 
 // IsUser reports whether p is a user rather than a managed identity.
@@ -62,22 +66,27 @@ type Tenant struct {
 	// Lifetime of the tokens issued; Entra's managed identity tokens live
 	// about 24 hours.
 	Lifetime time.Duration
-	key      []byte
-	mu       sync.Mutex
-	byClient map[string]Principal
-	issued   int
+	// ResourceGroup is the ARM id of the resource group that holds the
+	// managed identities, /subscriptions/<id>/resourceGroups/<name>.
+	ResourceGroup string
+	key           []byte
+	mu            sync.Mutex
+	byClient      map[string]Principal
+	issued        int
 }
 
 // NewTenant returns a tenant with a fresh signing key.
 func NewTenant() *Tenant {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	return &Tenant{ID: uuid.NewString(), Lifetime: 24 * time.Hour, key: key, byClient: map[string]Principal{}}
+	return &Tenant{ID: uuid.NewString(), Lifetime: 24 * time.Hour, key: key, byClient: map[string]Principal{},
+		ResourceGroup: "/subscriptions/" + uuid.NewString() + "/resourceGroups/rg-nbtrace"}
 }
 
 // AddManagedIdentity creates a user-assigned managed identity.
 func (t *Tenant) AddManagedIdentity(name string) Principal {
-	p := Principal{ObjectID: uuid.NewString(), ClientID: uuid.NewString(), Name: name}
+	p := Principal{ObjectID: uuid.NewString(), ClientID: uuid.NewString(), Name: name,
+		ResourceID: t.ResourceGroup + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + name}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.byClient[p.ClientID] = p
@@ -101,6 +110,19 @@ func (t *Tenant) identity(clientID string) (Principal, bool) {
 	defer t.mu.Unlock()
 	p, ok := t.byClient[clientID]
 	return p, ok
+}
+
+// ManagedIdentity finds a user-assigned managed identity by its ARM id,
+// which Azure compares without regard to case.
+func (t *Tenant) ManagedIdentity(resourceID string) (Principal, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, p := range t.byClient {
+		if strings.EqualFold(p.ResourceID, resourceID) {
+			return p, true
+		}
+	}
+	return Principal{}, false
 }
 
 // Issue signs a token of p for resource, valid for ttl (the tenant's

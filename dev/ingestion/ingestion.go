@@ -5,6 +5,9 @@
 // (https://learn.microsoft.com/azure/azure-monitor/app/ip-addresses and
 // the Track API that Microsoft's exporters post to: a JSON array or
 // newline-delimited JSON of envelopes, gzip-encoded or not).
+//
+// With Entra set it is a resource with local authentication disabled
+// (disableLocalAuth: true), which takes only Microsoft Entra ID tokens.
 package ingestion
 
 import (
@@ -13,9 +16,28 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+
+	"github.com/nbtrace/nbtrace/dev/entra"
 )
+
+// MonitorResource is the audience of the tokens ingestion takes: what
+// the exporters ask for with the scope https://monitor.azure.com//.default.
+const MonitorResource = "https://monitor.azure.com/"
+
+// Entra makes the endpoint a resource that takes only Microsoft Entra ID
+// tokens (https://learn.microsoft.com/azure/azure-monitor/app/azure-ad-authentication).
+type Entra struct {
+	// Tenant verifies the tokens.
+	Tenant *entra.Tenant
+	// Publishers are the object ids of the principals that hold
+	// Monitoring Metrics Publisher on the resource, the role ingestion
+	// requires ("it will publish all telemetry to the Application
+	// Insights resource").
+	Publishers []string
+}
 
 // Server is the endpoint. Its zero value accepts everything.
 type Server struct {
@@ -23,6 +45,9 @@ type Server struct {
 	// of n items: its status, its body ("" for the service's own
 	// all-accepted body) and headers. Items are kept only for 200 and 206.
 	Answer func(n, attempt int) (status int, body string, header map[string]string)
+	// Entra, when set, refuses every post without a valid token of a
+	// publisher (see Entra).
+	Entra *Entra
 
 	mu        sync.Mutex
 	envelopes []map[string]any
@@ -34,6 +59,10 @@ type Request struct {
 	Path   string
 	Header http.Header
 	Items  int
+	// Principal is the object id of the token's principal ("" without a
+	// token); Status the answer.
+	Principal string
+	Status    int
 }
 
 // ServeHTTP takes a post to /v2.1/track (Microsoft's Python exporter joins
@@ -64,13 +93,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	principal, status, resp := s.authorize(r, len(items))
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Path: r.URL.Path, Header: r.Header.Clone(), Items: len(items)})
+	s.requests = append(s.requests, Request{Path: r.URL.Path, Header: r.Header.Clone(), Items: len(items), Principal: principal, Status: status})
 	attempt := len(s.requests)
 	answer := s.Answer
 	s.mu.Unlock()
-	status, resp, header := http.StatusOK, "", map[string]string(nil)
-	if answer != nil {
+	header := map[string]string(nil)
+	if answer != nil && status == http.StatusOK {
 		status, resp, header = answer(len(items), attempt)
 	}
 	if status == http.StatusOK || status == http.StatusPartialContent {
@@ -88,6 +118,40 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, resp)
+}
+
+// authorize applies Entra's rules to a post of n items: the principal of
+// its token, and the answer (200 and "" to go on). An Entra-only resource
+// answers 401 to a post without a valid token for it and 403 to a token
+// of a principal without Monitoring Metrics Publisher (the ingestion
+// errors of "Troubleshooting" in azure-ad-authentication: "HTTP/1.1 401
+// Authorization required", "HTTP/1.1 403 Unauthorized"; the exporters
+// retry both and log them: azure-monitor-opentelemetry-exporter
+// export/_base.py). Without Entra every post is taken.
+func (s *Server) authorize(r *http.Request, n int) (principal string, status int, body string) {
+	e := s.Entra
+	if e == nil {
+		return "", http.StatusOK, ""
+	}
+	auth := r.Header.Get("Authorization")
+	refuse := func(status int, msg string) (string, int, string) {
+		b, _ := json.Marshal(map[string]any{"itemsReceived": n, "itemsAccepted": 0,
+			"errors": []any{map[string]any{"index": 0, "statusCode": status, "message": msg}}})
+		return principal, status, string(b)
+	}
+	tok, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok {
+		return refuse(http.StatusUnauthorized, "Authorization required: this resource takes only Microsoft Entra ID tokens")
+	}
+	c, err := e.Tenant.Verify(tok, MonitorResource)
+	if err != nil {
+		return refuse(http.StatusUnauthorized, "The token is not valid for "+MonitorResource+": "+err.Error())
+	}
+	principal = c.ObjectID
+	if !slices.Contains(e.Publishers, c.ObjectID) {
+		return refuse(http.StatusForbidden, "Unauthorized: the principal "+c.ObjectID+" does not hold Monitoring Metrics Publisher on this resource")
+	}
+	return principal, http.StatusOK, ""
 }
 
 // Envelopes returns the items kept so far.

@@ -13,7 +13,11 @@ import (
 // Application Insights connection string (through the job's secret scope),
 // sends every run to ingestion: a Request in the caller's operation whose
 // parent is the PRODUCER span, its steps as dependencies under it, its log
-// records as Messages of the same operation. No run is sampled away.
+// records as Messages of the same operation. No run is sampled away. The
+// resource is Entra-only, as infra/ deploys it: the handler signs in with
+// its managed identity, the notebook with the service credential the
+// deploy step created for the access connector's identity; no key is
+// taken.
 func TestNotebookRunsReachApplicationInsights(t *testing.T) {
 	requirePython(t)
 	fwd := false
@@ -83,5 +87,18 @@ func TestNotebookRunsReachApplicationInsights(t *testing.T) {
 		if messages < 3 {
 			t.Errorf("run %d: %d log records arrived as Messages of the operation, want at least 3", i, messages)
 		}
+	}
+	// Every post signed in, each by one of the two identities, and both
+	// posted: nothing went in with the key alone.
+	by := map[string]int{}
+	for _, r := range s.Ingestion.Requests() {
+		if r.Status != http.StatusOK {
+			t.Errorf("a post to ingestion was answered %d (signed in as %q)", r.Status, r.Principal)
+		}
+		by[r.Principal]++
+	}
+	if by[s.Identity.ObjectID] == 0 || by[s.IngestionIdentity.ObjectID] == 0 || len(by) != 2 {
+		t.Errorf("posts by principal = %v, want the app's (%s) and the access connector's identity's (%s) only",
+			by, s.Identity.ObjectID, s.IngestionIdentity.ObjectID)
 	}
 }

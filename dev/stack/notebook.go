@@ -45,7 +45,8 @@ func computeEnv(env []string) []string {
 	var out []string
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "OTEL_") || strings.HasPrefix(k, "APPLICATIONINSIGHTS_") || strings.HasPrefix(k, "NBTRACE_") || strings.HasPrefix(k, "DATABRICKS_") {
+		if strings.HasPrefix(k, "OTEL_") || strings.HasPrefix(k, "APPLICATIONINSIGHTS_") || strings.HasPrefix(k, "NBTRACE_") || strings.HasPrefix(k, "DATABRICKS_") ||
+			strings.HasPrefix(k, "IDENTITY_") || strings.HasPrefix(k, "MSI_") || k == "AZURE_CLIENT_ID" || k == "REQUESTS_CA_BUNDLE" {
 			continue
 		}
 		out = append(out, kv)
@@ -59,8 +60,10 @@ func computeEnv(env []string) []string {
 // environment variables, in a folder holding the files imported beside it
 // (its Python module). Each executed notebook is kept for inspection in
 // .nbtrace/runs/<run id>/ under root. A failing notebook fails the run.
-// Without Python, every run fails and says how to get it.
-func NotebookRunner(root string, log io.Writer) dbxstandin.Runner {
+// Without Python, every run fails and says how to get it. env is added to
+// each run's environment (what the compute provides: an identity endpoint,
+// trusted certificates).
+func NotebookRunner(root string, log io.Writer, env ...string) dbxstandin.Runner {
 	var once sync.Once
 	var python, reason string
 	var ok bool
@@ -108,6 +111,14 @@ func NotebookRunner(root string, log io.Writer) dbxstandin.Runner {
 			return err
 		}
 		cmd.Env = append(cmd.Env, "NBTRACE_LOCAL_SECRETS="+string(secrets))
+		// What dbutils.credentials.getServiceCredentialsProvider would
+		// give: the client id of each service credential's identity.
+		creds, err := json.Marshal(rc.ServiceCredentials)
+		if err != nil {
+			return err
+		}
+		cmd.Env = append(cmd.Env, "NBTRACE_LOCAL_SERVICE_CREDENTIALS="+string(creds))
+		cmd.Env = append(cmd.Env, env...)
 		var out bytes.Buffer
 		cmd.Stdout = &out
 		cmd.Stderr = &out

@@ -8,6 +8,7 @@ package stack
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -100,8 +101,12 @@ type Options struct {
 	TimeScale int
 	// AppInsights starts an Application Insights ingestion stand-in
 	// (Stack.Ingestion): the handler exports to it besides the sink, and
-	// the notebook job to it alone, its connection string reaching the
-	// notebook through the job's secret scope as in Azure.
+	// the notebook job to it alone. Under AuthIdentity it is Entra-only,
+	// as infra/ deploys it (local authentication off): the handler signs
+	// in with its managed identity, the notebook with the Unity Catalog
+	// service credential of the access connector's identity, over HTTPS.
+	// Under AuthToken it takes the key, which reaches the notebook
+	// through the job's secret scope.
 	AppInsights bool
 }
 
@@ -136,11 +141,17 @@ type Stack struct {
 	JobID int64
 	// Identity is the app's managed identity under AuthIdentity.
 	Identity *entra.Principal
+	// IngestionIdentity is the access connector's identity, which the
+	// notebook signs in to Application Insights with, under AuthIdentity.
+	IngestionIdentity *entra.Principal
 	// Ingestion is the Application Insights ingestion stand-in under
-	// Options.AppInsights, and AppInsightsConnectionString its connection
-	// string.
+	// Options.AppInsights, and AppInsightsConnectionString the handler's
+	// connection string (the notebook's names the HTTPS endpoint).
 	Ingestion                   *ingestion.Server
 	AppInsightsConnectionString string
+	notebookConnectionString    string
+	tenant                      *entra.Tenant
+	notebookEnv                 []string
 	hostSrv                     *http.Server
 	conns                       connTracker
 	stop                        []func() error
@@ -229,15 +240,23 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return hostTP.Shutdown(sctx)
 	})
 
+	if o.Auth == "" || o.Auth == AuthIdentity {
+		// The tenant of infra/'s identities: the app's, and the one the
+		// access connector holds for the notebook.
+		s.tenant = entra.NewTenant()
+		app := s.tenant.AddManagedIdentity("id-nbtrace-local")
+		ingest := s.tenant.AddManagedIdentity("id-ingest-nbtrace-local")
+		s.Identity, s.IngestionIdentity = &app, &ingest
+	}
 	var telemetryEnv []string
 	if o.AppInsights {
-		s.Ingestion = &ingestion.Server{}
-		url, err := s.serve(s.Ingestion)
-		if err != nil {
-			return nil, fmt.Errorf("ingestion stand-in: %w", err)
+		if err := s.startIngestion(); err != nil {
+			return nil, err
 		}
-		s.AppInsightsConnectionString = "InstrumentationKey=" + uuid.NewString() + ";IngestionEndpoint=" + url + "/"
 		telemetryEnv = append(telemetryEnv, "APPLICATIONINSIGHTS_CONNECTION_STRING="+s.AppInsightsConnectionString)
+		if s.Identity != nil {
+			telemetryEnv = append(telemetryEnv, "APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD;ClientId="+s.Identity.ClientID)
+		}
 	}
 	dbxEnv, err := s.startDatabricks(ctx, o)
 	if err != nil {
@@ -329,14 +348,11 @@ func (s *Stack) startDatabricks(ctx context.Context, o Options) ([]string, error
 	if t := o.DatabricksTiming; t != nil {
 		opts.QueueDelay, opts.SetupDelay, opts.CleanupDelay, opts.ServerlessSetupDelay = t.QueueDelay, t.SetupDelay, t.CleanupDelay, t.ServerlessSetupDelay
 	}
-	if opts.Runner == nil {
-		opts.Runner = NotebookRunner(o.RepoRoot, o.Log)
-	}
 	// The notebook exports to the same sink as everything else, or to
 	// Application Insights alone.
 	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": s.OTLPURL}
 	if o.AppInsights {
-		env = map[string]string{"APPLICATIONINSIGHTS_CONNECTION_STRING": s.AppInsightsConnectionString}
+		env = map[string]string{"APPLICATIONINSIGHTS_CONNECTION_STRING": s.notebookConnectionString}
 	}
 	var handlerEnv []string
 	deployOpts := deploy.DefaultOptions(o.RepoRoot)
@@ -349,20 +365,33 @@ func (s *Stack) startDatabricks(ctx context.Context, o Options) ([]string, error
 		env["DATABRICKS_TOKEN"] = standinToken
 		handlerEnv = append(handlerEnv, "DATABRICKS_TOKEN="+standinToken)
 	case AuthIdentity, "":
-		tenant := entra.NewTenant()
-		app := tenant.AddManagedIdentity("id-nbtrace-local")
+		tenant, app, ingest := s.tenant, *s.Identity, *s.IngestionIdentity
 		developer := tenant.AddUser("you@nbtrace.local")
-		s.Identity = &app
 		// As infra/ grants: Contributor on the workspace for the deploying
 		// developer, who is let in as an admin; nothing for the app's
-		// identity, which the deploy step makes a workspace user.
+		// identity, which the deploy step makes a workspace user. The
+		// access connector holds the ingestion identity.
+		connector := tenant.ResourceGroup + "/providers/Microsoft.Databricks/accessConnectors/dbac-nbtrace-local"
 		opts.Azure = &dbxstandin.Azure{Tenant: tenant, ResourceID: WorkspaceResourceID,
-			Contributors: []string{developer.ObjectID}}
+			Contributors: []string{developer.ObjectID}, AccessConnectors: map[string][]string{connector: {ingest.ResourceID}}}
 		secret := make([]byte, 16)
 		_, _ = rand.Read(secret)
 		idURL, err := s.serve(tenant.NewIdentityEndpoint(hex.EncodeToString(secret), app))
 		if err != nil {
 			return nil, fmt.Errorf("identity endpoint: %w", err)
+		}
+		if o.AppInsights {
+			// What dbutils.credentials gives notebook code on Databricks:
+			// the access connector's identity, here through an identity
+			// endpoint of the notebook's own.
+			nbSecret := make([]byte, 16)
+			_, _ = rand.Read(nbSecret)
+			nbIDURL, err := s.serve(tenant.NewIdentityEndpoint(hex.EncodeToString(nbSecret), ingest))
+			if err != nil {
+				return nil, fmt.Errorf("identity endpoint: %w", err)
+			}
+			s.notebookEnv = append(s.notebookEnv, "IDENTITY_ENDPOINT="+nbIDURL+"/msi/token", "IDENTITY_HEADER="+hex.EncodeToString(nbSecret))
+			deployOpts.Ingestion = deploy.ServiceCredential{Name: "nbtrace-ingestion", AccessConnectorID: connector, ManagedIdentityID: ingest.ResourceID}
 		}
 		env["DATABRICKS_AZURE_RESOURCE_ID"] = WorkspaceResourceID
 		clientOpts = append(clientOpts, databricks.WithCredential(tenant.Credential(developer)))
@@ -371,6 +400,9 @@ func (s *Stack) startDatabricks(ctx context.Context, o Options) ([]string, error
 			"AZURE_CLIENT_ID="+app.ClientID)
 	default:
 		return nil, fmt.Errorf("Databricks sign-in %q is not %s or %s", o.Auth, AuthIdentity, AuthToken)
+	}
+	if opts.Runner == nil {
+		opts.Runner = NotebookRunner(o.RepoRoot, o.Log, s.notebookEnv...)
 	}
 	s.Databricks = dbxstandin.New(opts)
 	url, err := s.serve(s.Databricks)
@@ -397,6 +429,47 @@ func (s *Stack) startDatabricks(ctx context.Context, o Options) ([]string, error
 	}
 	s.JobID = id
 	return append(handlerEnv, "DATABRICKS_HOST="+s.DatabricksURL, "DATABRICKS_JOB_ID="+strconv.FormatInt(id, 10)), nil
+}
+
+// startIngestion starts the Application Insights ingestion stand-in: over
+// HTTP for the handler (loopback, where its exporter may send a token) and
+// over HTTPS for the notebook (whose exporter sends tokens only over TLS),
+// trusted through REQUESTS_CA_BUNDLE. With the stack's identities it takes
+// only their tokens, as infra/'s resource with local authentication off.
+func (s *Stack) startIngestion() error {
+	s.Ingestion = &ingestion.Server{}
+	if s.Identity != nil {
+		s.Ingestion.Entra = &ingestion.Entra{Tenant: s.tenant, Publishers: []string{s.Identity.ObjectID, s.IngestionIdentity.ObjectID}}
+	}
+	url, err := s.serve(s.Ingestion)
+	if err != nil {
+		return fmt.Errorf("ingestion stand-in: %w", err)
+	}
+	cert, caPEM, err := ingestion.SelfSigned()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("ingestion stand-in: %w", err)
+	}
+	srv := &http.Server{Handler: s.Ingestion, ReadHeaderTimeout: 5 * time.Second, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	s.stop = append(s.stop, srv.Close)
+	dir, err := os.MkdirTemp("", "nbtrace-ingestion-")
+	if err != nil {
+		return err
+	}
+	s.stop = append(s.stop, func() error { return os.RemoveAll(dir) })
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, caPEM, 0o644); err != nil {
+		return err
+	}
+	ikey := uuid.NewString()
+	s.AppInsightsConnectionString = "InstrumentationKey=" + ikey + ";IngestionEndpoint=" + url + "/"
+	s.notebookConnectionString = "InstrumentationKey=" + ikey + ";IngestionEndpoint=https://" + ln.Addr().String() + "/"
+	s.notebookEnv = append(s.notebookEnv, "REQUESTS_CA_BUNDLE="+ca)
+	return nil
 }
 
 // serve serves h on a free loopback port until the stack stops, and

@@ -3,6 +3,7 @@ package appinsights
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 )
@@ -50,6 +51,23 @@ func ParseConnectionString(s string) (Connection, error) {
 		c.IngestionEndpoint += "/"
 	}
 	return c, nil
+}
+
+// TLSOrLoopback reports whether the ingestion endpoint is HTTPS, or HTTP
+// on a loopback address (a local stand-in): the only endpoints a bearer
+// token may go to, as the Azure SDKs rule (azcore's BearerTokenPolicy
+// refuses "non TLS protected (https) endpoints").
+func (c Connection) TLSOrLoopback() bool {
+	u, err := url.Parse(c.IngestionEndpoint)
+	if err != nil {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	host := u.Hostname()
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // Auth is a parsed APPLICATIONINSIGHTS_AUTHENTICATION_STRING.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/databricks/databricks-sdk-go/apierr"
 	"github.com/databricks/databricks-sdk-go/client"
+	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/compute"
 	"github.com/databricks/databricks-sdk-go/service/iam"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
@@ -66,6 +67,24 @@ type JobSpec struct {
 	// if it is not one yet, and granted CAN_MANAGE_RUN on the job, all it
 	// needs to start runs and read them without being a workspace admin.
 	AppClientID string
+	// Ingestion, when its Name is set, is the Unity Catalog service
+	// credential the notebook signs in to Application Insights with: the
+	// deploy step creates it (or updates it to these ids) and grants the
+	// job's run-as principal ACCESS on it.
+	Ingestion ServiceCredential
+}
+
+// ServiceCredential is a Unity Catalog service credential for a managed
+// identity held by an Azure Databricks Access Connector.
+type ServiceCredential struct {
+	// Name of the credential in the metastore, such as nbtrace-ingestion.
+	Name string
+	// AccessConnectorID is the connector's ARM id
+	// (…/providers/Microsoft.Databricks/accessConnectors/<name>).
+	AccessConnectorID string
+	// ManagedIdentityID is the ARM id of the user-assigned identity the
+	// connector holds (…/userAssignedIdentities/<name>).
+	ManagedIdentityID string
 }
 
 // Compute is what the job runs on.
@@ -198,6 +217,9 @@ func Deploy(ctx context.Context, c *databricks.Client, spec JobSpec) (int64, err
 	if spec.AppClientID != "" && !guid.MatchString(spec.AppClientID) {
 		return 0, fmt.Errorf("the app's client id %q is not a GUID", spec.AppClientID)
 	}
+	if err := spec.Ingestion.check(); err != nil {
+		return 0, err
+	}
 	if err := ws.MkdirsByPath(ctx, spec.WorkspaceDir); err != nil {
 		return 0, fmt.Errorf("create %s: %w", spec.WorkspaceDir, err)
 	}
@@ -242,7 +264,75 @@ func Deploy(ctx context.Context, c *databricks.Client, spec JobSpec) (int64, err
 			return 0, err
 		}
 	}
+	if spec.Ingestion.Name != "" {
+		if err := putServiceCredential(ctx, api, jobsAPI, id, spec.Ingestion); err != nil {
+			return 0, err
+		}
+	}
 	return id, nil
+}
+
+var (
+	accessConnectorID = regexp.MustCompile(`(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Databricks/accessConnectors/[^/]+$`)
+	userAssignedID    = regexp.MustCompile(`(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+$`)
+)
+
+// check reports a service credential that names no connector or identity,
+// or ids that are not ARM ids of their kind, before anything is changed.
+func (c ServiceCredential) check() error {
+	switch {
+	case c.Name == "":
+		return nil
+	case !accessConnectorID.MatchString(c.AccessConnectorID):
+		return fmt.Errorf("service credential %s: the access connector id %q is not the ARM id of an access connector (…/providers/Microsoft.Databricks/accessConnectors/<name>)", c.Name, c.AccessConnectorID)
+	case !userAssignedID.MatchString(c.ManagedIdentityID):
+		return fmt.Errorf("service credential %s: the managed identity id %q is not the ARM id of a user-assigned identity (…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>)", c.Name, c.ManagedIdentityID)
+	}
+	return nil
+}
+
+// putServiceCredential creates the Unity Catalog service credential for
+// the access connector's identity, or points the existing one of its name
+// at it, and grants the job's run-as principal ACCESS on it: what
+// dbutils.credentials.getServiceCredentialsProvider needs in the run
+// (https://learn.microsoft.com/azure/databricks/connect/unity-catalog/cloud-services/use-service-credentials:
+// "the ACCESS privilege on the service credential or ownership of the
+// service credential"). Creating it needs CREATE SERVICE CREDENTIAL on the
+// metastore, which a metastore admin holds.
+func putServiceCredential(ctx context.Context, api *client.DatabricksClient, jobsAPI *jobs.JobsAPI, jobID int64, c ServiceCredential) error {
+	creds := catalog.NewCredentials(api)
+	identity := &catalog.AzureManagedIdentity{AccessConnectorId: c.AccessConnectorID, ManagedIdentityId: c.ManagedIdentityID}
+	info, err := creds.GetCredentialByNameArg(ctx, c.Name)
+	switch {
+	case errors.Is(err, apierr.ErrNotFound):
+		_, err = creds.CreateCredential(ctx, catalog.CreateCredentialRequest{Name: c.Name, Purpose: catalog.CredentialPurposeService,
+			AzureManagedIdentity: identity, Comment: "nbtrace: the notebook signs in to Application Insights with it. Managed by go run ./deploy."})
+		if err != nil {
+			return fmt.Errorf("create service credential %s: %w", c.Name, err)
+		}
+	case err != nil:
+		return fmt.Errorf("read service credential %s: %w", c.Name, err)
+	case info.Purpose != catalog.CredentialPurposeService:
+		return fmt.Errorf("credential %s exists for %s, not as a service credential; choose another name", c.Name, info.Purpose)
+	case info.AzureManagedIdentity == nil || !strings.EqualFold(info.AzureManagedIdentity.AccessConnectorId, c.AccessConnectorID) ||
+		!strings.EqualFold(info.AzureManagedIdentity.ManagedIdentityId, c.ManagedIdentityID):
+		if _, err := creds.UpdateCredential(ctx, catalog.UpdateCredentialRequest{NameArg: c.Name, AzureManagedIdentity: identity}); err != nil {
+			return fmt.Errorf("update service credential %s: %w", c.Name, err)
+		}
+	}
+	job, err := jobsAPI.GetByJobId(ctx, jobID)
+	if err != nil {
+		return fmt.Errorf("read job %d: %w", jobID, err)
+	}
+	if job.RunAsUserName == "" {
+		return fmt.Errorf("job %d names no run-as principal to grant ACCESS on service credential %s", jobID, c.Name)
+	}
+	_, err = catalog.NewGrants(api).Update(ctx, catalog.UpdatePermissions{SecurableType: "credential", FullName: c.Name,
+		Changes: []catalog.PermissionsChange{{Principal: job.RunAsUserName, Add: []catalog.Privilege{catalog.PrivilegeAccess}}}})
+	if err != nil {
+		return fmt.Errorf("grant %s ACCESS on service credential %s: %w", job.RunAsUserName, c.Name, err)
+	}
+	return nil
 }
 
 // putJob creates the job, or resets the one of its name.
@@ -360,6 +450,8 @@ type Options struct {
 	EnvironmentVersion               string
 	// AppClientID: see JobSpec.AppClientID.
 	AppClientID string
+	// Ingestion: see JobSpec.Ingestion.
+	Ingestion ServiceCredential
 }
 
 // NewJobSpec builds the job spec from the notebook folder, its pinned
@@ -387,9 +479,10 @@ func NewJobSpec(getenv func(string) string, o Options) (JobSpec, error) {
 		Parameters:    map[string]string{"dataset": "", "date": "", "row_count": "", "extract_seconds": "1", "transform_seconds": "1", "load_seconds": "1"},
 	}
 	// Telemetry settings reach the notebook through its settings file;
-	// those that can hold credentials through the secret scope.
-	// APPLICATIONINSIGHTS_AUTHENTICATION_STRING is not passed on: a job
-	// cluster has no managed identity for notebook code to sign in with.
+	// those that can hold credentials through the secret scope. The app's
+	// APPLICATIONINSIGHTS_AUTHENTICATION_STRING is not passed on: notebook
+	// code has no managed identity of its own; it signs in with the
+	// service credential, when there is one.
 	for _, k := range NotebookSettings {
 		if v := getenv(k); v != "" {
 			spec.EnvVars[k] = v
@@ -400,8 +493,25 @@ func NewJobSpec(getenv func(string) string, o Options) (JobSpec, error) {
 			spec.SecretEnvVars[k] = v
 		}
 	}
+	if o.Ingestion.Name != "" {
+		// Signed in with Entra ID, the notebook needs no key: the
+		// connection string only names the resource and its endpoint ("not
+		// considered a security token or key",
+		// https://learn.microsoft.com/azure/azure-monitor/app/connection-strings),
+		// and with local authentication off it lets nothing in alone.
+		spec.Ingestion = o.Ingestion
+		spec.EnvVars[IngestionCredentialSetting] = o.Ingestion.Name
+		if cs, ok := spec.SecretEnvVars["APPLICATIONINSIGHTS_CONNECTION_STRING"]; ok {
+			spec.EnvVars["APPLICATIONINSIGHTS_CONNECTION_STRING"] = cs
+			delete(spec.SecretEnvVars, "APPLICATIONINSIGHTS_CONNECTION_STRING")
+		}
+	}
 	return spec, nil
 }
+
+// IngestionCredentialSetting names, in the notebook's settings, the
+// service credential it signs in to Application Insights with.
+const IngestionCredentialSetting = "NBTRACE_INGESTION_CREDENTIAL"
 
 // RuntimeVersion is the Databricks Runtime of the job cluster, 17.3 LTS:
 // notebooks/requirements-job.txt is pinned against what it ships.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/client"
+	"github.com/databricks/databricks-sdk-go/service/catalog"
 	"github.com/databricks/databricks-sdk-go/service/compute"
 	"github.com/databricks/databricks-sdk-go/service/iam"
 	"github.com/databricks/databricks-sdk-go/service/jobs"
@@ -32,6 +33,10 @@ type workspaceFixture struct {
 	tenant    *entra.Tenant
 	developer entra.Principal
 	app       entra.Principal
+	// ingest and ingest2 are the identities the access connector holds.
+	ingest, ingest2 entra.Principal
+	connector       string
+	runs            chan dbxstandin.RunContext
 }
 
 // newWorkspace starts an Azure workspace stand-in: the developer is a
@@ -42,8 +47,12 @@ func newWorkspace(t *testing.T) *workspaceFixture {
 	f := &workspaceFixture{tenant: entra.NewTenant()}
 	f.developer = f.tenant.AddUser("dev@example.com")
 	f.app = f.tenant.AddManagedIdentity("id-app")
-	f.stand = dbxstandin.New(dbxstandin.Options{Azure: &dbxstandin.Azure{Tenant: f.tenant, ResourceID: resourceID,
-		Contributors: []string{f.developer.ObjectID}}})
+	f.ingest, f.ingest2 = f.tenant.AddManagedIdentity("id-ingest"), f.tenant.AddManagedIdentity("id-ingest-2")
+	f.connector = f.tenant.ResourceGroup + "/providers/Microsoft.Databricks/accessConnectors/dbac"
+	f.runs = make(chan dbxstandin.RunContext, 10)
+	runner := dbxstandin.RunnerFunc(func(_ context.Context, rc dbxstandin.RunContext) error { f.runs <- rc; return nil })
+	f.stand = dbxstandin.New(dbxstandin.Options{Runner: runner, Azure: &dbxstandin.Azure{Tenant: f.tenant, ResourceID: resourceID,
+		Contributors: []string{f.developer.ObjectID}, AccessConnectors: map[string][]string{f.connector: {f.ingest.ResourceID, f.ingest2.ResourceID}}}})
 	srv := httptest.NewServer(f.stand)
 	f.stand.SetBaseURL(srv.URL)
 	f.url = srv.URL
@@ -291,6 +300,90 @@ func TestRequirementsArePinnedAgainstTheRuntime(t *testing.T) {
 	}
 }
 
+// TestDeployLetsTheRunSignInToIngestion: the deploy step creates the
+// service credential for the access connector's identity and grants the
+// job's run-as principal ACCESS on it, so a run gets it (what
+// dbutils.credentials hands notebook code); a second deploy changes
+// nothing, one pointing at another identity updates the credential.
+func TestDeployLetsTheRunSignInToIngestion(t *testing.T) {
+	f := newWorkspace(t)
+	ctx := context.Background()
+	spec := testSpec()
+	spec.AppClientID = f.app.ClientID
+	spec.Ingestion = ServiceCredential{Name: "nbtrace-ingestion", AccessConnectorID: f.connector, ManagedIdentityID: f.ingest.ResourceID}
+	id, api := f.deploy(t, spec)
+	if again, _ := f.deploy(t, spec); again != id {
+		t.Fatalf("a second deploy made job %d, want %d", again, id)
+	}
+	creds, err := catalog.NewCredentials(api).ListCredentialsAll(ctx, catalog.ListCredentialsRequest{Purpose: catalog.CredentialPurposeService})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(creds) != 1 || creds[0].Name != "nbtrace-ingestion" || creds[0].AzureManagedIdentity == nil ||
+		!strings.EqualFold(creds[0].AzureManagedIdentity.ManagedIdentityId, f.ingest.ResourceID) {
+		t.Fatalf("service credentials %+v, want nbtrace-ingestion for %s", creds, f.ingest.ResourceID)
+	}
+	// The app's identity starts a run, which runs as the job's owner.
+	run, err := jobs.NewJobs(must(f.client(f.app, id).API())).RunNow(ctx, jobs.RunNow{JobId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case rc := <-f.runs:
+		if rc.RunID != run.RunId || rc.ServiceCredentials["nbtrace-ingestion"] != f.ingest.ClientID {
+			t.Errorf("run %d has service credentials %v, want nbtrace-ingestion as %s", rc.RunID, rc.ServiceCredentials, f.ingest.ClientID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the run did not start")
+	}
+
+	// Another identity of the connector: the deploy step points the
+	// credential at it.
+	other := f.ingest2
+	spec.Ingestion.ManagedIdentityID = other.ResourceID
+	f.deploy(t, spec)
+	got, err := catalog.NewCredentials(api).GetCredentialByNameArg(ctx, "nbtrace-ingestion")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.EqualFold(got.AzureManagedIdentity.ManagedIdentityId, other.ResourceID) {
+		t.Errorf("after the redeploy the credential names %s, want %s", got.AzureManagedIdentity.ManagedIdentityId, other.ResourceID)
+	}
+}
+
+// TestDeployRefusesABadServiceCredential: ids that are not ARM ids of
+// their kind are refused before anything changes; an identity the
+// connector does not hold is refused by Databricks.
+func TestDeployRefusesABadServiceCredential(t *testing.T) {
+	f := newWorkspace(t)
+	stranger := f.tenant.AddManagedIdentity("id-stranger")
+	for _, tt := range []struct {
+		name string
+		cred ServiceCredential
+		want string
+	}{
+		{"a connector id that is not one", ServiceCredential{Name: "c", AccessConnectorID: "dbac", ManagedIdentityID: f.ingest.ResourceID}, "not the ARM id of an access connector"},
+		{"an identity id that is not one", ServiceCredential{Name: "c", AccessConnectorID: f.connector, ManagedIdentityID: f.ingest.ClientID}, "not the ARM id of a user-assigned identity"},
+		{"an identity the connector does not hold", ServiceCredential{Name: "c", AccessConnectorID: f.connector, ManagedIdentityID: stranger.ResourceID}, "create service credential c"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := testSpec()
+			spec.Ingestion = tt.cred
+			_, err := Deploy(context.Background(), f.client(f.developer, 0), spec)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
 // TestNotebookSettings: the telemetry settings reach the notebook, secrets
 // through the scope; the Entra sign-in string, which a job cluster has no
 // identity for, does not.
@@ -307,7 +400,22 @@ func TestNotebookSettings(t *testing.T) {
 		t.Errorf("env %v, secrets %v", spec.EnvVars, spec.SecretEnvVars)
 	}
 	if _, ok := spec.EnvVars["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]; ok {
-		t.Error("the Entra sign-in string was passed to a cluster without an identity")
+		t.Error("the app's Entra sign-in string was passed to the notebook")
+	}
+
+	// Signed in with a service credential, the notebook holds no key: the
+	// connection string only names the resource, and is a plain setting.
+	o := DefaultOptions("../../..")
+	o.Ingestion = ServiceCredential{Name: "nbtrace-ingestion"}
+	spec, err = NewJobSpec(func(k string) string { return env[k] }, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.EnvVars[IngestionCredentialSetting] != "nbtrace-ingestion" || spec.EnvVars["APPLICATIONINSIGHTS_CONNECTION_STRING"] != "InstrumentationKey=k" {
+		t.Errorf("settings %v", spec.EnvVars)
+	}
+	if _, ok := spec.SecretEnvVars["APPLICATIONINSIGHTS_CONNECTION_STRING"]; ok || spec.SecretEnvVars["OTEL_EXPORTER_OTLP_HEADERS"] != "a=b" {
+		t.Errorf("secrets %v, want the OTLP headers only", spec.SecretEnvVars)
 	}
 }
 

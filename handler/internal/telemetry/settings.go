@@ -82,6 +82,9 @@ func readSettings(getenv func(string) string) (settings, error) {
 		if s.aiAuth, err = appinsights.ParseAuthenticationString(getenv("APPLICATIONINSIGHTS_AUTHENTICATION_STRING")); err != nil {
 			return s, err
 		}
+		if s.aiAuth.EntraID && !c.TLSOrLoopback() {
+			return s, fmt.Errorf("APPLICATIONINSIGHTS_AUTHENTICATION_STRING: an Entra ID token is sent only over HTTPS, and IngestionEndpoint %s is not", c.IngestionEndpoint)
+		}
 	}
 	if s.batchDelay, err = millis(getenv, "OTEL_BSP_SCHEDULE_DELAY", 5*time.Second); err != nil {
 		return s, err

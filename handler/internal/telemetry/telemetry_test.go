@@ -81,6 +81,12 @@ func TestSetupSettings(t *testing.T) {
 		{map[string]string{"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=k;IngestionEndpoint=http://127.0.0.1:1/"}, true, ""},
 		{map[string]string{"APPLICATIONINSIGHTS_CONNECTION_STRING": "IngestionEndpoint=http://x/"}, false, "InstrumentationKey"},
 		{map[string]string{"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=k", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=Basic"}, false, "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"},
+		// A bearer token goes over HTTPS only, or to a loopback stand-in.
+		{map[string]string{"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=k;IngestionEndpoint=http://ingest.example.com/", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD"}, false, "only over HTTPS"},
+		{map[string]string{"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=k;IngestionEndpoint=https://ingest.example.com/", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD"}, true, ""},
+		{map[string]string{"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=k;IngestionEndpoint=http://127.0.0.1:1/", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD"}, true, ""},
+		{map[string]string{"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=k;IngestionEndpoint=http://localhost:1/", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD"}, true, ""},
+		{map[string]string{"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=k;IngestionEndpoint=http://ingest.example.com/"}, true, ""},
 		{map[string]string{"NBTRACE_FLUSH_POLICY": "sometimes"}, false, "NBTRACE_FLUSH_POLICY"},
 		{map[string]string{"NBTRACE_FLUSH_TIMEOUT": "0s"}, false, "NBTRACE_FLUSH_TIMEOUT"},
 		{map[string]string{"OTEL_BSP_SCHEDULE_DELAY": "-1"}, false, "OTEL_BSP_SCHEDULE_DELAY"},
