@@ -1,4 +1,6 @@
-# The tests, and the Python environment they need. `go run ./dev` needs none of this.
+# The tests, and the Python environment they need. `go run ./dev` needs none of
+# this, but its notebook runs need the environment: `make venv` is the one way to
+# make it (the local stack's messages say the same).
 PYTHON ?= python3
 VENV := .venv
 export NBTRACE_REQUIRE_PYTHON := 1
@@ -8,7 +10,7 @@ export NBTRACE_REQUIRE_PYTHON := 1
 ## test: every test, Go and Python (the command CI runs)
 test: venv test-go test-python
 
-## venv: the Python environment for the notebook, from the pinned requirements
+## venv: the Python environment for the notebook (tests, local notebook runs), from the pinned requirements
 venv: $(VENV)/.installed
 $(VENV)/.installed: notebooks/requirements.txt
 	$(PYTHON) -m venv $(VENV)

@@ -17,15 +17,21 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 work=$(mktemp -d)
 go build -o "$work/dev" ./dev
-"$work/dev" -addr 127.0.0.1:7071 -otlp 127.0.0.1:4318 -function-key contract-key -runner none >"$work/stack.log" 2>&1 &
+# Free ports, so that neither a stack left running nor another run of this
+# script is in the way; the stack prints the host's URL once it is ready
+# (dev/main_test.go checks that line).
+"$work/dev" -addr 127.0.0.1:0 -otlp 127.0.0.1:0 -function-key contract-key -runner none >"$work/stack.log" 2>&1 &
 stack=$!
 trap 'kill "$stack" 2>/dev/null; wait "$stack" 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 240); do
-  curl -fs http://127.0.0.1:7071/api/openapi.json >/dev/null 2>&1 && break
+url=
+for _ in $(seq 1 600); do # 5 minutes: the first build of the handler is slow
+  url=$(sed -n 's|^  Functions host stand-in  *\(http://[^ ]*\).*|\1|p' "$work/stack.log")
+  [ -n "$url" ] && break
   kill -0 "$stack" 2>/dev/null || { cat "$work/stack.log"; exit 1; }
   sleep 0.5
 done
-.venv/bin/schemathesis run http://127.0.0.1:7071/api/openapi.json \
+[ -n "$url" ] || { echo "the stack printed no URL within 5 minutes:"; cat "$work/stack.log"; exit 1; }
+.venv/bin/schemathesis run "$url/api/openapi.json" \
   --header 'x-functions-key: contract-key' \
   --checks all --exclude-checks positive_data_acceptance,unsupported_method \
   --max-examples "${CONTRACT_EXAMPLES:-25}" --max-time "${CONTRACT_SECONDS:-300}" \

@@ -5,10 +5,12 @@
 //	go run ./dev stage -o dist        the app folder for func start / deployment (linux/amd64)
 //	go run ./dev check dist           check a staged folder against the host's rules
 //	go run ./dev bench                measure the handler; prints a table of figures and goals
+//	go run ./dev help                 every command and its flags
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -49,45 +51,80 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if len(args) > 0 && isHelp(args[0]) {
+		return help(ctx, root, args[1:], stdout)
+	}
 	cmd := "up"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
+	if _, _, ok := command(cmd); !ok {
+		return fmt.Errorf("unknown command %q: the commands are %s (go run ./dev help describes them)", cmd, commandNames())
+	}
+	err = dispatch(ctx, root, cmd, args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the command's FlagSet printed its usage
+	}
+	return err
+}
+
+// dispatch runs command cmd of the commands table with its arguments.
+func dispatch(ctx context.Context, root, cmd string, args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "up":
 		return up(ctx, root, args, stdout, stderr)
 	case "stage":
-		fs := flag.NewFlagSet("stage", flag.ContinueOnError)
+		fs := newFlagSet("stage", stderr)
 		out := fs.String("o", filepath.Join(root, "dist"), "the folder to write (replaced)")
-		goos := fs.String("goos", "linux", "GOOS of the handler")
-		goarch := fs.String("goarch", "amd64", "GOARCH of the handler")
+		goos := fs.String("goos", "linux", "GOOS of the handler (with -local: this machine's)")
+		goarch := fs.String("goarch", "amd64", "GOARCH of the handler (with -local: this machine's)")
+		local := fs.Bool("local", false, "a folder for func start on this machine: the handler built for it, and -settings copied in (never for deployment)")
+		settings := fs.String("settings", filepath.Join(root, "local.settings.json"), "with -local, the local.settings.json to copy into the folder, where func start reads it")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
-		if err := stage.Stage(ctx, stage.Options{RepoRoot: root, Out: *out, GOOS: *goos, GOARCH: *goarch, Stderr: stderr}); err != nil {
+		o := stage.Options{RepoRoot: root, Out: *out, GOOS: *goos, GOARCH: *goarch, Stderr: stderr}
+		if *local {
+			o.Settings = *settings
+			o.GOOS, o.GOARCH = localTarget(fs)
+		}
+		if err := stage.Stage(ctx, o); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "staged %s (%s/%s): func start --script-root %s, or deploy it\n", *out, *goos, *goarch, *out)
+		if *local {
+			fmt.Fprintf(stdout, "staged %s (%s/%s, with %s) for func start --script-root %s; not for deployment\n", *out, o.GOOS, o.GOARCH, o.Settings, *out)
+			return nil
+		}
+		fmt.Fprintf(stdout, "staged %s (%s/%s): deploy it (azd deploy); for func start, stage with -local\n", *out, o.GOOS, o.GOARCH)
 		return nil
 	case "check":
-		fs := flag.NewFlagSet("check", flag.ContinueOnError)
-		goos := fs.String("goos", "linux", "GOOS the handler must be built for")
-		goarch := fs.String("goarch", "amd64", "GOARCH the handler must be built for")
+		fs := newFlagSet("check", stderr)
+		goos := fs.String("goos", "linux", "GOOS the handler must be built for (with -local: this machine's)")
+		goarch := fs.String("goarch", "amd64", "GOARCH the handler must be built for (with -local: this machine's)")
+		local := fs.Bool("local", false, "check a folder for func start (stage -local): it must hold local.settings.json, which a deployment package must not")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
 		if fs.NArg() != 1 {
-			return fmt.Errorf("usage: go run ./dev check [-goos linux -goarch amd64] FOLDER")
+			return fmt.Errorf("usage: go run ./dev check [-local] [-goos linux -goarch amd64] FOLDER (a folder go run ./dev stage wrote, such as dist)")
+		}
+		if *local {
+			lgoos, lgoarch := localTarget(fs)
+			if err := stage.CheckLocal(fs.Arg(0), lgoos, lgoarch); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s is ready for func start --script-root %s (%s/%s)\n", fs.Arg(0), fs.Arg(0), lgoos, lgoarch)
+			return nil
 		}
 		if err := stage.Check(fs.Arg(0), *goos, *goarch); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s has the layout the Functions host needs\n", fs.Arg(0))
+		fmt.Fprintf(stdout, "%s has the layout the Functions host needs (%s/%s), for deployment\n", fs.Arg(0), *goos, *goarch)
 		return nil
 	case "bench":
 		o := bench.Defaults(root)
 		o.Out, o.Log = stdout, stderr
-		fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+		fs := newFlagSet("bench", stderr)
 		fs.IntVar(&o.ColdStarts, "coldstarts", o.ColdStarts, "cold starts of each handler (at least 20)")
 		fs.IntVar(&o.Rounds, "rounds", o.Rounds, "load rounds of each handler, tracing on and off alternating")
 		fs.DurationVar(&o.RoundTime, "round-time", o.RoundTime, "length of each load round")
@@ -108,15 +145,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer stop()
 		_, err := bench.Run(ctx, o)
 		return err
+	case "databricks":
+		fs := newFlagSet("databricks", stderr)
+		addr := fs.String("addr", "127.0.0.1:0", "the stand-in's address; 127.0.0.1:0 picks a free port")
+		settings := fs.String("settings", "", "a local.settings.json to write DATABRICKS_HOST, DATABRICKS_JOB_ID and DATABRICKS_TOKEN into (made from local.settings.json.template when missing); empty: print them only")
+		runner := fs.String("runner", "python", "how runs execute the notebook: python (papermill in .venv) or none (a run succeeds at once)")
+		otlp := fs.String("otlp", "", "OTLP/HTTP base URL the notebook exports its spans to, such as http://127.0.0.1:4318; empty: none")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return serveDatabricks(ctx, root, *addr, *settings, *runner, *otlp, stdout, stderr)
 	default:
-		return fmt.Errorf("unknown command %q: use up, stage, check or bench", cmd)
+		return fmt.Errorf("command %q is in the commands table but has no case in dispatch", cmd)
 	}
 }
 
 func up(ctx context.Context, root string, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("up", flag.ContinueOnError)
-	addr := fs.String("addr", "", "the host's address (default localhost:7071, or local.settings.json Host.LocalHttpPort)")
-	otlp := fs.String("otlp", "127.0.0.1:4318", "the trace sink's address")
+	fs := newFlagSet("up", stderr)
+	addr := fs.String("addr", "", "the host's address (default localhost:7071, or local.settings.json Host.LocalHttpPort); 127.0.0.1:0 picks a free port")
+	otlp := fs.String("otlp", "127.0.0.1:4318", "the trace sink's address; 127.0.0.1:0 picks a free port")
+	// The flag that sets each address stack.Start listens on, which its
+	// ListenError names by its option.
+	addrFlags := map[string]string{"Addr": "-addr", "OTLPAddr": "-otlp"}
 	mode := fs.String("protocol", "", "payload, forwarding or proxying; default: what host.json says")
 	gen := fs.String("host-generation", string(funchost.Gen2026), "the Functions host to behave as: 2026 (today's; proxying, its call to the handler not recorded) or 2024 (host 4.1037)")
 	telemetryMode := fs.String("telemetry-mode", "", "host.json's telemetryMode for the host stand-in: ApplicationInsights or OpenTelemetry; default: what host.json says")
@@ -158,18 +208,26 @@ func up(ctx context.Context, root string, args []string, stdout, stderr io.Write
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Fprintln(stderr, "building the handler and starting the local stack…")
+	fmt.Fprintln(stderr, "starting the local stack…")
+	began := time.Now()
 	s, err := stack.Start(ctx, stack.Options{
 		RepoRoot: root, Addr: *addr, OTLPAddr: *otlp, Forwarding: forwarding, Proxying: proxying,
 		HostGeneration: funchost.Generation(*gen), TelemetryMode: *telemetryMode,
 		SettingsFile: *settings, Traces: stdout, Log: stderr, Settle: 750 * time.Millisecond, Forward: *forward,
 		FunctionKeys: keys, Runner: runs, Auth: stack.Auth(*auth),
 	})
+	if lerr := (*stack.ListenError)(nil); errors.As(err, &lerr) {
+		f, why := addrFlags[lerr.Option], ""
+		if errors.Is(err, syscall.EADDRINUSE) {
+			why = " (another stack may be running)"
+		}
+		return fmt.Errorf("%w%s: pick another address with %s, or %s 127.0.0.1:0 for a free port", err, why, f, f)
+	}
 	if err != nil {
 		return err
 	}
 	app := s.Host.App()
-	fmt.Fprintf(stdout, "\nnbtrace local stack (a %s Functions host)\n", *gen)
+	fmt.Fprintf(stdout, "\nnbtrace local stack (a %s Functions host), started in %s\n", *gen, time.Since(began).Round(100*time.Millisecond))
 	fmt.Fprintf(stdout, "  Functions host stand-in  %s\n", s.URL)
 	for _, fn := range app.Functions {
 		fmt.Fprintf(stdout, "    %-5s %s%s  (auth: %s)\n", strings.Join(fn.Methods, ","), s.URL, fn.Path(app.Host.RoutePrefix), fn.AuthLevel)

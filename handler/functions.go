@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"sort"
@@ -17,6 +18,7 @@ import (
 	"github.com/nbtrace/nbtrace/handler/databricks"
 	"github.com/nbtrace/nbtrace/handler/internal/telemetry"
 	"github.com/nbtrace/nbtrace/handler/manifest"
+	"github.com/nbtrace/nbtrace/handler/runclaim"
 )
 
 // maker builds one function from the environment and what functions share.
@@ -31,14 +33,22 @@ var implementations = map[string]maker{
 		if err != nil {
 			return nil, err
 		}
-		return notebook.New(env, notebook.Deps{Runs: dbx, Recorder: s.recorder(env)})
+		rec, err := s.recorder(env)
+		if err != nil {
+			return nil, err
+		}
+		return notebook.New(env, notebook.Deps{Runs: dbx, Recorder: rec})
 	},
 	"runs": func(env api.Env, s *shared) (http.Handler, error) {
 		dbx, err := s.databricks(env)
 		if err != nil {
 			return nil, err
 		}
-		return runs.New(env, dbx, s.recorder(env))
+		rec, err := s.recorder(env)
+		if err != nil {
+			return nil, err
+		}
+		return runs.New(env, dbx, rec)
 	},
 	"openapi":  func(env api.Env, _ *shared) (http.Handler, error) { return openapi.NewDocument(env) },
 	"simulate": func(env api.Env, _ *shared) (http.Handler, error) { return simulate.New(env) },
@@ -48,11 +58,12 @@ var implementations = map[string]maker{
 
 // shared holds what several functions use, made once: the Databricks
 // client (whose SDK client is itself built on first use) and the recorder
-// of finished runs.
+// of finished runs (whose storage client too).
 type shared struct {
 	dbx    *databricks.Client
 	dbxErr error
 	rec    *jobrun.Recorder
+	recErr error
 }
 
 func (s *shared) databricks(env api.Env) (*databricks.Client, error) {
@@ -67,11 +78,29 @@ func (s *shared) databricks(env api.Env) (*databricks.Client, error) {
 	return s.dbx, s.dbxErr
 }
 
-func (s *shared) recorder(env api.Env) *jobrun.Recorder {
-	if s.rec == nil {
-		s.rec = jobrun.NewRecorder(env.TracerProvider, env.MeterProvider)
+// recorder records each finished run once across the app's instances: it
+// claims the run in the app's storage account (AzureWebJobsStorage) first.
+// Without a storage account it guards in memory only, and says so.
+func (s *shared) recorder(env api.Env) (*jobrun.Recorder, error) {
+	if s.rec == nil && s.recErr == nil {
+		log := env.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		cfg, err := runclaim.ConfigFromEnv(env.Getenv)
+		switch {
+		case err != nil:
+			s.recErr = err
+		case cfg.Configured():
+			s.rec = jobrun.NewRecorder(env.TracerProvider, env.MeterProvider,
+				jobrun.WithClaims(runclaim.New(cfg), cfg.Timeout), jobrun.WithLogger(log))
+		default:
+			log.Info("no storage account (AzureWebJobsStorage): finished runs are recorded once per instance, " +
+				"which is once only while the app runs on one instance")
+			s.rec = jobrun.NewRecorder(env.TracerProvider, env.MeterProvider, jobrun.WithLogger(log))
+		}
 	}
-	return s.rec
+	return s.rec, s.recErr
 }
 
 // AllSettings lists every app setting the handler reads, in one list: the
@@ -79,7 +108,7 @@ func (s *shared) recorder(env api.Env) *jobrun.Recorder {
 // checked against it.
 func AllSettings() []api.Setting {
 	return slices.Concat(handlerSettings, telemetry.Settings, validate.Settings, simulate.Settings,
-		notebook.Settings, databricks.Settings)
+		notebook.Settings, databricks.Settings, runclaim.Settings)
 }
 
 // buildFunctions pairs the app's functions with their implementations and

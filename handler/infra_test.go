@@ -6,10 +6,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/nbtrace/nbtrace/functions/api"
+	"github.com/nbtrace/nbtrace/handler/runclaim"
 )
 
 // These tests read infra/ as text (the Bicep CLI cannot be installed here;
@@ -54,18 +56,13 @@ func appSettingNames(t *testing.T) map[string]bool {
 	return names
 }
 
-// hostSettings are settings the Functions host reads, not the handler.
-var hostSettings = map[string]string{
-	"AzureWebJobsStorage__accountName":    "the host's storage, by identity",
-	"AzureWebJobsStorage__blobServiceUri": "the host's storage, by identity",
-	"AzureWebJobsStorage__credential":     "managedidentity: no connection string, no key",
-	"AzureWebJobsStorage__clientId":       "which user-assigned identity",
-}
-
 // TestInfraSetsEverySettingTheAppNeeds derives from AllSettings, the one
 // list of settings in the code: every setting marked ByInfra is set by the
 // Bicep, no setting that is local-only or set by the platform is, and the
-// Bicep sets nothing the app and the host do not read.
+// Bicep sets nothing the app does not read. The host's identity-based
+// storage settings (AzureWebJobsStorage__*) are among them: the handler
+// reads them too, for its claims of finished runs; the connection string
+// AzureWebJobsStorage is local-only, so shared keys stay off in Azure.
 func TestInfraSetsEverySettingTheAppNeeds(t *testing.T) {
 	set := appSettingNames(t)
 	known := map[string]api.Provision{}
@@ -83,13 +80,8 @@ func TestInfraSetsEverySettingTheAppNeeds(t *testing.T) {
 		}
 	}
 	for name := range set {
-		if _, ok := known[name]; !ok && hostSettings[name] == "" {
-			t.Errorf("infra/app/api.bicep sets %s, which neither the handler nor the host reads", name)
-		}
-	}
-	for name := range hostSettings {
-		if !set[name] {
-			t.Errorf("identity-based host storage needs %s", name)
+		if _, ok := known[name]; !ok {
+			t.Errorf("infra/app/api.bicep sets %s, which the handler does not read", name)
 		}
 	}
 }
@@ -479,6 +471,42 @@ func TestIngestionOutputs(t *testing.T) {
 	} {
 		if !strings.Contains(ingestion, want) {
 			t.Errorf("ingestion.bicep lacks %s", strings.TrimSpace(want))
+		}
+	}
+}
+
+// TestRunClaimsExpire: the storage account holds the container of the run
+// claims (runclaim.Container), and a lifecycle rule deletes the claims
+// runclaim.RetentionDays after they are made: longer than Databricks keeps
+// a run (60 days), so no run can be read, and recorded, after its claim
+// is gone. The app's identity may write blobs and make the container
+// (Storage Blob Data Owner).
+func TestRunClaimsExpire(t *testing.T) {
+	if runclaim.RetentionDays <= 60 {
+		t.Errorf("claims are kept %d days, no longer than Databricks keeps runs (60)", runclaim.RetentionDays)
+	}
+	text := bicepFiles(t)["../infra/app/storage.bicep"]
+	for _, want := range []string{
+		"\nvar runClaimsContainerName = '" + runclaim.Container + "'\n",
+		"\nvar runClaimsRetentionDays = " + strconv.Itoa(runclaim.RetentionDays) + "\n",
+		"'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner",
+		"identityRoles = [for role in roles: { principalId: identityPrincipalId",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("storage.bicep lacks %q", strings.TrimSpace(want))
+		}
+	}
+	_, storage := findModule(t, bicepModules(t), "br/public:avm/res/storage/storage-account:")
+	body := regexp.MustCompile(`\s+`).ReplaceAllString(storage.body, " ")
+	for _, want := range []string{
+		"{ name: runClaimsContainerName, publicAccess: 'None' }",
+		"managementPolicyRules: [ { name: 'expire-run-claims' enabled: true type: 'Lifecycle'",
+		"baseBlob: { delete: { daysAfterCreationGreaterThan: runClaimsRetentionDays } }",
+		"filters: { blobTypes: ['blockBlob'] prefixMatch: ['${runClaimsContainerName}/'] }",
+		"roleAssignments: concat(identityRoles,",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("%s: the storage account lacks %q in:\n%s", storage.file, want, storage.body)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -136,3 +137,34 @@ func jsonString(v any) string {
 }
 
 func jsonDecode(res *http.Response, v any) error { return json.NewDecoder(res.Body).Decode(v) }
+
+// TestRunIDsDoNotRepeatAcrossStandIns: a stand-in seeded from the clock,
+// started after another that gave runs, gives none of their ids; within
+// one, runs and their tasks take ids of one rising sequence.
+func TestRunIDsDoNotRepeatAcrossStandIns(t *testing.T) {
+	seen := map[int64]bool{}
+	var last int64
+	for range 3 {
+		s := New(Options{Token: "t", FirstRunID: RunIDSeed()})
+		srv := httptest.NewServer(s)
+		_, m := call(t, srv, "POST", "/api/2.2/jobs/create", "t", `{"name":"j","tasks":[{"task_key":"nb","notebook_task":{"notebook_path":"/Shared/x/nb"}}]}`)
+		body := fmt.Sprintf(`{"job_id":%d}`, int64(m["job_id"].(float64)))
+		for range 5 {
+			_, r := call(t, srv, "POST", "/api/2.2/jobs/run-now", "t", body)
+			id := int64(r["run_id"].(float64))
+			_, run := call(t, srv, "GET", fmt.Sprintf("/api/2.2/jobs/runs/get?run_id=%d", id), "t", "")
+			task := int64(run["tasks"].([]any)[0].(map[string]any)["run_id"].(float64))
+			for _, x := range []int64{id, task} {
+				if seen[x] || x <= last {
+					t.Fatalf("run id %d repeats or does not rise (last %d)", x, last)
+				}
+				seen[x], last = true, x
+			}
+		}
+		srv.Close()
+		s.Close()
+	}
+	if last >= 1<<53 {
+		t.Errorf("run id %d is not exact in JSON", last)
+	}
+}

@@ -157,8 +157,7 @@ func (s *Server) runNow(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.nextID++
-	runID := s.nextID
+	runID := s.newRunID()
 	if req.IdempotencyToken != "" {
 		s.tokens[req.IdempotencyToken] = runID
 	}
@@ -189,8 +188,8 @@ func (s *Server) runNow(w http.ResponseWriter, r *http.Request) {
 	if len(j.Settings.Tasks) > 0 {
 		task := &j.Settings.Tasks[0]
 		rc.Serverless = serverless(*task)
-		s.nextID++
-		run.Tasks = []jobs.RunTask{{TaskKey: task.TaskKey, RunId: s.nextID, RunPageUrl: s.runPageURL(j.JobId, s.nextID)}}
+		taskRunID := s.newRunID()
+		run.Tasks = []jobs.RunTask{{TaskKey: task.TaskKey, RunId: taskRunID, RunPageUrl: s.runPageURL(j.JobId, taskRunID)}}
 		if task.NotebookTask != nil {
 			rc.NotebookPath = task.NotebookTask.NotebookPath
 			if o := s.objects[rc.NotebookPath]; o != nil && o.notebook {

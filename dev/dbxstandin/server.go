@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/service/jobs"
@@ -72,6 +73,11 @@ type Options struct {
 	ServerlessSetupDelay                 time.Duration
 	// RunTimeout bounds a run; 10 minutes by default.
 	RunTimeout time.Duration
+	// FirstRunID is where run ids start (after it); 1000 by default. Runs
+	// and their tasks take ids of one sequence, as on Databricks, where a
+	// task run has a run id of its own. A stand-in started with a seed
+	// from the clock (RunIDSeed) never gives an id an earlier one gave.
+	FirstRunID int64
 	// Azure, when set, admits Microsoft Entra ID tokens as Azure
 	// Databricks does; without it only Token signs in.
 	Azure *Azure
@@ -93,6 +99,7 @@ type Server struct {
 	acl      map[int64]map[string]level
 	creds    map[string]*credential // Unity Catalog service credentials by name
 	nextID   int64
+	lastRun  int64
 	faults   []*Fault
 	requests []Request
 	ctx      context.Context
@@ -115,13 +122,41 @@ func New(o Options) *Server {
 	if o.RunTimeout == 0 {
 		o.RunTimeout = 10 * time.Minute
 	}
+	if o.FirstRunID == 0 {
+		o.FirstRunID = 1000
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{opts: o, jobs: map[int64]*jobs.Job{}, runs: map[int64]*jobs.Run{}, tokens: map[string]int64{},
 		objects: map[string]*object{}, dirs: map[string]bool{"/": true}, secrets: map[string]map[string]string{},
 		denied: map[int64]bool{}, members: []*member{localDeveloper}, acl: map[int64]map[string]level{},
-		creds: map[string]*credential{}, nextID: 1000, ctx: ctx, cancel: cancel, mux: http.NewServeMux()}
+		creds: map[string]*credential{}, nextID: 1000, lastRun: o.FirstRunID, ctx: ctx, cancel: cancel, mux: http.NewServeMux()}
 	s.routes()
 	return s
+}
+
+// RunIDSeed is a FirstRunID from the clock: a thousand ids for each
+// millisecond since 1970, so a stand-in started later never gives an id an
+// earlier one gave (unless that one gave more than a thousand for each
+// millisecond between them), and the local stack's runs keep their ids,
+// and their kept output, across restarts. Its ids are about 1.8e15, as
+// large as Databricks' own and exact in JSON (below 2^53).
+// Two seeds taken in one process are a thousand ids apart at least.
+func RunIDSeed() int64 {
+	for {
+		last := lastSeed.Load()
+		seed := max(time.Now().UnixMilli()*1000, last+1000)
+		if lastSeed.CompareAndSwap(last, seed) {
+			return seed
+		}
+	}
+}
+
+var lastSeed atomic.Int64
+
+// newRunID returns the next run id. The caller holds s.mu.
+func (s *Server) newRunID() int64 {
+	s.lastRun++
+	return s.lastRun
 }
 
 // SetBaseURL sets the workspace URL used in run page URLs.

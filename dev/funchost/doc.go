@@ -34,4 +34,13 @@
 //     overwritten;
 //   - function keys (authLevel function/admin) are checked only when keys
 //     are configured; func start does not check them.
+//
+// StartCoreTools starts a staged folder as `func start --script-root` does,
+// read from Azure Functions Core Tools' source (coretools.go, settings.go):
+// settings only from the app root's local.settings.json (the folder itself,
+// never the repository above it), its Values becoming environment variables
+// unless the environment has them (empty and null ones set nothing),
+// WEBSITE_HOSTNAME and AzureWebJobsScriptRoot set, FUNCTIONS_WORKER_RUNTIME
+// required, no function key checked, and a handler that fails to start
+// three times shutting the host down.
 package funchost

@@ -32,6 +32,9 @@ type Config struct {
 	// Env is added to the handler's environment (local.settings.json
 	// Values, as func start adds them).
 	Env []string
+	// Environ is the host's own environment, which the handler inherits
+	// before Env; os.Environ() when nil.
+	Environ []string
 	// TracerProvider records the host's own spans; none by default.
 	TracerProvider trace.TracerProvider
 	// Stdout and Stderr, when set, receive a raw copy of the handler's

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,7 +51,11 @@ func (h *Host) startWorker(ctx context.Context) (*worker, error) {
 	cmd := exec.Command(exe, args...)
 	cmd.Dir = h.workingDir
 	id := newGUID()
-	cmd.Env = append(append(os.Environ(), h.cfg.Env...),
+	environ := h.cfg.Environ
+	if environ == nil {
+		environ = os.Environ()
+	}
+	cmd.Env = append(append(slices.Clip(environ), h.cfg.Env...),
 		"FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(h.port),
 		"FUNCTIONS_HTTPWORKER_PORT="+strconv.Itoa(h.port),
 		"FUNCTIONS_CUSTOMHANDLER_WORKER_ID="+id,

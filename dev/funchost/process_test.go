@@ -27,13 +27,17 @@ func TestMain(m *testing.M) {
 	case "host":
 		fakeHost()
 		return
+	case "failing":
+		// A handler that stops at start-up for lack of a setting.
+		fmt.Fprintln(os.Stderr, "handler: function \"notebook\": DATABRICKS_HOST is not set")
+		os.Exit(1)
 	}
 	os.Exit(m.Run())
 }
 
-// fakeHandler answers GET / and exits with the code POST /exit?code=N
-// names. It notes a SIGTERM in $FUNCHOST_TEST_SIGNALS, and prints its pid
-// and port on stdout.
+// fakeHandler answers GET /, serves its environment as a JSON array at
+// GET /env, and exits with the code POST /exit?code=N names. It notes a
+// SIGTERM in $FUNCHOST_TEST_SIGNALS, and prints its pid and port on stdout.
 func fakeHandler() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM)
@@ -50,6 +54,7 @@ func fakeHandler() {
 		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
 		os.Exit(code)
 	})
+	http.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) { _ = json.NewEncoder(w).Encode(os.Environ()) })
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
 	_ = http.ListenAndServe("127.0.0.1:"+port, nil)
 }

@@ -3,10 +3,11 @@
 #
 # Builds Jaeger v1.76.0 once (about 5 minutes, 121 MB) in a throw-away module
 # under ~/.cache/nbtrace/jaeger (never in this project's go.mod), starts it on
-# 127.0.0.1 (OTLP/HTTP 4318, query API 16686), runs the local stack with its
-# sink on 4319 forwarding every export to Jaeger, sends one notebook request,
-# and checks through Jaeger's query API that the whole trace arrived with its
-# tree intact: every span, every parent present. Not part of .ci/run.
+# 127.0.0.1 (its own ports: OTLP/HTTP 4318, query API 16686), runs the local
+# stack on free ports with its sink forwarding every export to Jaeger, sends
+# one notebook request, and checks through Jaeger's query API that the whole
+# trace arrived with its tree intact: every span, every parent present. Not
+# part of .ci/run.
 #
 #   bash dev/jaeger/run.sh
 set -euo pipefail
@@ -28,11 +29,17 @@ jaeger_pid=$!
 for _ in $(seq 1 100); do curl -fs http://127.0.0.1:16686/api/services >/dev/null 2>&1 && break; sleep 0.2; done
 curl -fs http://127.0.0.1:16686/api/services >/dev/null || { echo "Jaeger did not start:"; tail "$work/jaeger.log"; exit 1; }
 
-(cd "$root" && go run ./dev -otlp 127.0.0.1:4319 -forward http://127.0.0.1:4318 >"$work/stack.out" 2>"$work/stack.err") &
+(cd "$root" && go run ./dev -addr 127.0.0.1:0 -otlp 127.0.0.1:0 -forward http://127.0.0.1:4318 >"$work/stack.out" 2>"$work/stack.err") &
 stack_pid=$!
-for _ in $(seq 1 300); do curl -fs http://localhost:7071/ >/dev/null 2>&1 && break; sleep 0.5; done
+url=
+for _ in $(seq 1 600); do # the stack prints the host's URL once it is ready
+  url=$(sed -n 's|^  Functions host stand-in  *\(http://[^ ]*\).*|\1|p' "$work/stack.out")
+  [ -n "$url" ] && break
+  sleep 0.5
+done
+[ -n "$url" ] || { echo "the stack did not start:"; tail "$work/stack.err"; exit 1; }
 
-answer=$(curl -fs -X POST 'http://localhost:7071/api/notebook?wait=120s' -H 'Content-Type: application/json' \
+answer=$(curl -fs -X POST "$url/api/notebook?wait=120s" -H 'Content-Type: application/json' \
   -d '{"dataset":"sales","date":"2026-11-25","rowCount":1200,"parameters":{"extract_seconds":"0.2","transform_seconds":"0.2","load_seconds":"0.2"}}')
 trace=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["traceId"])' "$answer")
 echo "trace $trace; waiting for Jaeger to have it…"

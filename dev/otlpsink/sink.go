@@ -17,7 +17,6 @@ import (
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -49,21 +48,26 @@ func (s Span) Duration() time.Duration { return s.End.Sub(s.Start) }
 // Sink receives spans over OTLP/HTTP. Its zero value is not usable; call New.
 type Sink struct {
 	mu      sync.Mutex
-	traces  map[string][]Span
-	updated map[string]time.Time
-	printed map[string]int // spans in the trace when it was last printed
-	order   []string
+	traces  map[string]*keptTrace
+	order   []string // trace ids, oldest first
+	bytes   int      // estimated size of the traces kept
+	dropped int      // traces dropped to keep within MaxBytes
 	changed chan struct{}
+	now     func() time.Time
 	// metrics holds each metric's latest value, by service and name.
 	metrics map[string]map[string]float64
 	// metricExports counts the metric exports received.
 	metricExports int
-	// logs counts log records by trace id, for the last MaxTraces traces
+	// logs counts log records by trace id, for the last logTraces traces
 	// (logOrder: oldest first).
 	logs     map[string]int
 	logOrder []string
-	// MaxTraces bounds memory: the oldest traces are forgotten past it.
-	MaxTraces int
+	// MaxBytes bounds the memory the spans take, as estimated from their
+	// contents: past it, the oldest traces are dropped, whole.
+	// DefaultMaxBytes by default.
+	MaxBytes int
+	// Log, when set, is told once when the sink starts dropping traces.
+	Log io.Writer
 	// Forward, when set, is an OTLP/HTTP base URL (such as a local
 	// Jaeger's http://127.0.0.1:4318) that every export received is sent on
 	// to, unchanged.
@@ -71,10 +75,14 @@ type Sink struct {
 	forwarder *http.Client
 }
 
+// logTraces is how many traces' log records are counted; the oldest are
+// forgotten past it.
+const logTraces = 10000
+
 // New returns an empty sink.
 func New() *Sink {
-	return &Sink{traces: map[string][]Span{}, updated: map[string]time.Time{}, printed: map[string]int{},
-		changed: make(chan struct{}), MaxTraces: 10000, metrics: map[string]map[string]float64{}, logs: map[string]int{}}
+	return &Sink{traces: map[string]*keptTrace{}, changed: make(chan struct{}), now: time.Now,
+		MaxBytes: DefaultMaxBytes, metrics: map[string]map[string]float64{}, logs: map[string]int{}}
 }
 
 // ServeHTTP accepts POST /v1/traces, /v1/metrics (latest values kept;
@@ -187,7 +195,7 @@ func (s *Sink) receive(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.Add(Flatten(&req)...)
+	s.add(flatten(&req))
 	answer(w, isJSON, &coltrace.ExportTraceServiceResponse{})
 }
 
@@ -205,7 +213,7 @@ func (s *Sink) receiveLogs(w http.ResponseWriter, r *http.Request) {
 			for _, lr := range sl.GetLogRecords() {
 				id := hex.EncodeToString(lr.GetTraceId())
 				if _, known := s.logs[id]; !known {
-					if len(s.logOrder) >= s.MaxTraces {
+					if len(s.logOrder) >= logTraces {
 						delete(s.logs, s.logOrder[0])
 						s.logOrder = s.logOrder[1:]
 					}
@@ -284,55 +292,45 @@ func (s *Sink) MetricExports() int {
 	return s.metricExports
 }
 
-// Add stores spans.
+// Add stores spans. Each is charged its own resource map, which spans
+// received over OTLP/HTTP share with the rest of their export.
 func (s *Sink) Add(spans ...Span) {
-	if len(spans) == 0 {
-		return
+	batches := make([]batch, len(spans))
+	for i, sp := range spans {
+		batches[i] = batch{spans: spans[i : i+1], resource: attrBytes(sp.Resource)}
 	}
-	s.mu.Lock()
-	now := time.Now()
-	for _, sp := range spans {
-		if _, ok := s.traces[sp.TraceID]; !ok {
-			s.order = append(s.order, sp.TraceID)
-		}
-		s.traces[sp.TraceID] = append(s.traces[sp.TraceID], sp)
-		s.updated[sp.TraceID] = now
-	}
-	for len(s.order) > s.MaxTraces {
-		old := s.order[0]
-		s.order = s.order[1:]
-		delete(s.traces, old)
-		delete(s.updated, old)
-		delete(s.printed, old)
-	}
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
+	s.add(batches)
 }
 
-// TraceIDs lists the trace ids received, oldest first.
+// TraceIDs lists the ids of the traces kept, oldest first.
 func (s *Sink) TraceIDs() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string{}, s.order...)
 }
 
-// Trace returns the spans of a trace, ordered by start time.
+// Trace returns the spans of a trace, ordered by start time; none once
+// it has been dropped (see MaxBytes).
 func (s *Sink) Trace(traceID string) []Span {
 	s.mu.Lock()
-	spans := append([]Span{}, s.traces[strings.ToLower(traceID)]...)
+	spans := []Span{}
+	if t := s.traces[strings.ToLower(traceID)]; t != nil {
+		for _, sp := range t.spans {
+			spans = append(spans, *sp)
+		}
+	}
 	s.mu.Unlock()
 	sort.SliceStable(spans, func(i, j int) bool { return spans[i].Start.Before(spans[j].Start) })
 	return spans
 }
 
-// SpanCount is the number of spans received in all traces.
+// SpanCount is the number of spans kept, of all traces.
 func (s *Sink) SpanCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for _, t := range s.traces {
-		n += len(t)
+		n += len(t.spans)
 	}
 	return n
 }
@@ -342,7 +340,10 @@ func (s *Sink) SpanCount() int {
 func (s *Sink) WaitFor(ctx context.Context, traceID string, n int) ([]Span, error) {
 	for {
 		s.mu.Lock()
-		have, changed := len(s.traces[traceID]), s.changed
+		have, changed := 0, s.changed
+		if t := s.traces[traceID]; t != nil {
+			have = len(t.spans)
+		}
 		s.mu.Unlock()
 		if have >= n {
 			return s.Trace(traceID), nil
@@ -353,73 +354,4 @@ func (s *Sink) WaitFor(ctx context.Context, traceID string, n int) ([]Span, erro
 			return s.Trace(traceID), fmt.Errorf("trace %s: %d of %d spans arrived: %w", traceID, have, n, ctx.Err())
 		}
 	}
-}
-
-// Flatten turns an OTLP export request into spans.
-func Flatten(req *coltrace.ExportTraceServiceRequest) []Span {
-	var out []Span
-	for _, rs := range req.GetResourceSpans() {
-		res := attrMap(rs.GetResource().GetAttributes())
-		service, _ := res["service.name"].(string)
-		for _, ss := range rs.GetScopeSpans() {
-			for _, sp := range ss.GetSpans() {
-				s := Span{
-					TraceID:       hex.EncodeToString(sp.GetTraceId()),
-					SpanID:        hex.EncodeToString(sp.GetSpanId()),
-					ParentSpanID:  hex.EncodeToString(sp.GetParentSpanId()),
-					TraceState:    sp.GetTraceState(),
-					Name:          sp.GetName(),
-					Kind:          strings.TrimPrefix(sp.GetKind().String(), "SPAN_KIND_"),
-					Service:       service,
-					Scope:         ss.GetScope().GetName(),
-					Start:         time.Unix(0, int64(sp.GetStartTimeUnixNano())),
-					End:           time.Unix(0, int64(sp.GetEndTimeUnixNano())),
-					Attributes:    attrMap(sp.GetAttributes()),
-					Resource:      res,
-					StatusCode:    strings.TrimPrefix(sp.GetStatus().GetCode().String(), "STATUS_CODE_"),
-					StatusMessage: sp.GetStatus().GetMessage(),
-				}
-				for _, e := range sp.GetEvents() {
-					s.Events = append(s.Events, e.GetName())
-				}
-				for _, l := range sp.GetLinks() {
-					s.Links = append(s.Links, hex.EncodeToString(l.GetTraceId())+"-"+hex.EncodeToString(l.GetSpanId()))
-				}
-				out = append(out, s)
-			}
-		}
-	}
-	return out
-}
-
-func attrMap(kvs []*commonpb.KeyValue) map[string]any {
-	m := make(map[string]any, len(kvs))
-	for _, kv := range kvs {
-		m[kv.GetKey()] = anyValue(kv.GetValue())
-	}
-	return m
-}
-
-func anyValue(v *commonpb.AnyValue) any {
-	switch x := v.GetValue().(type) {
-	case *commonpb.AnyValue_StringValue:
-		return x.StringValue
-	case *commonpb.AnyValue_BoolValue:
-		return x.BoolValue
-	case *commonpb.AnyValue_IntValue:
-		return x.IntValue
-	case *commonpb.AnyValue_DoubleValue:
-		return x.DoubleValue
-	case *commonpb.AnyValue_BytesValue:
-		return x.BytesValue
-	case *commonpb.AnyValue_ArrayValue:
-		var out []any
-		for _, e := range x.ArrayValue.GetValues() {
-			out = append(out, anyValue(e))
-		}
-		return out
-	case *commonpb.AnyValue_KvlistValue:
-		return attrMap(x.KvlistValue.GetValues())
-	}
-	return nil
 }

@@ -17,6 +17,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/nbtrace/nbtrace/dev/internal/syncbuf"
 )
 
 // TestReceivesFromTheOTLPExporter exports spans with the real OTLP/HTTP
@@ -76,7 +78,7 @@ func TestRender(t *testing.T) {
 
 func TestPrintFinishedPrintsOnceSettled(t *testing.T) {
 	sink := New()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go sink.PrintFinished(ctx, &out, 40*time.Millisecond)

@@ -1,7 +1,6 @@
 package otlpsink
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"math"
@@ -17,7 +16,11 @@ const barWidth = 24
 // from the trace's start, its duration, a waterfall bar, its kind, service
 // and name, and the HTTP status or error when there is one. A span whose
 // parent is not among spans (the caller's own span, say) is a root.
-func Render(w io.Writer, spans []Span) {
+func Render(w io.Writer, spans []Span) { render(w, spans, "", nil) }
+
+// render is Render with a note at the end of the heading, and the lines of
+// the spans in marked (by span id) marked with a "+".
+func render(w io.Writer, spans []Span, note string, marked map[string]bool) {
 	if len(spans) == 0 {
 		return
 	}
@@ -46,7 +49,10 @@ func Render(w io.Writer, spans []Span) {
 	for _, s := range spans {
 		services[s.Service] = true
 	}
-	fmt.Fprintf(w, "trace %s · %d spans · %d services · %s\n", spans[0].TraceID, len(spans), len(services), ms(total))
+	if note != "" {
+		note = " · " + note
+	}
+	fmt.Fprintf(w, "trace %s · %d spans · %d services · %s%s\n", spans[0].TraceID, len(spans), len(services), ms(total), note)
 	var walk func(s Span, prefix string, last, root bool)
 	walk = func(s Span, prefix string, last, root bool) {
 		branch, next := "", prefix
@@ -57,12 +63,16 @@ func Render(w io.Writer, spans []Span) {
 				branch, next = "└─ ", prefix+"   "
 			}
 		}
-		note := ""
+		parent := ""
 		if root && s.ParentSpanID != "" {
-			note = "  ↑ parent " + s.ParentSpanID[:8] + "… (not recorded here)"
+			parent = "  ↑ parent " + s.ParentSpanID[:8] + "… (not recorded here)"
 		}
-		fmt.Fprintf(w, "  %9s %9s %s %s%s%-8s %s: %s%s%s\n", ms(s.Start.Sub(start)), ms(s.Duration()), bar(s, start, total),
-			prefix, branch, s.Kind, s.Service, s.Name, outcome(s), note)
+		mark := " "
+		if marked[s.SpanID] {
+			mark = "+"
+		}
+		fmt.Fprintf(w, "%s %9s %9s %s %s%s%-8s %s: %s%s%s\n", mark, ms(s.Start.Sub(start)), ms(s.Duration()), bar(s, start, total),
+			prefix, branch, s.Kind, s.Service, s.Name, outcome(s), parent)
 		kids := children[s.SpanID]
 		sort.SliceStable(kids, func(i, j int) bool { return kids[i].Start.Before(kids[j].Start) })
 		for i, k := range kids {
@@ -107,32 +117,4 @@ func bar(s Span, start time.Time, total time.Duration) string {
 
 func ms(d time.Duration) string {
 	return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000)
-}
-
-// PrintFinished prints each trace once no span has arrived for it for
-// settle, and again, whole, if more spans arrive later (a notebook's spans,
-// for example). It returns when ctx ends.
-func (s *Sink) PrintFinished(ctx context.Context, w io.Writer, settle time.Duration) {
-	tick := time.NewTicker(settle / 4)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		var ready []string
-		s.mu.Lock()
-		for _, id := range s.order {
-			if n := len(s.traces[id]); n != s.printed[id] && time.Since(s.updated[id]) >= settle {
-				s.printed[id] = n
-				ready = append(ready, id)
-			}
-		}
-		s.mu.Unlock()
-		for _, id := range ready {
-			Render(w, s.Trace(id))
-			fmt.Fprintln(w)
-		}
-	}
 }

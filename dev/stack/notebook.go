@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +19,11 @@ import (
 	"github.com/nbtrace/nbtrace/dev/dbxstandin"
 )
 
-// VenvHint is how to make the Python environment notebook runs need.
-const VenvHint = "python3 -m venv .venv && .venv/bin/pip install -r notebooks/requirements.txt"
+// VenvHint is how to make the Python environment notebook runs need, run
+// in the project's root: the Makefile's venv target, which makes .venv from
+// the pinned notebooks/requirements.txt, as CI and make test make it. It is
+// the one way every message and the README give.
+const VenvHint = "make venv"
 
 // Python returns the interpreter of the project's virtual environment
 // (NBTRACE_PYTHON, else .venv/bin/python under root) and whether it has
@@ -75,8 +80,8 @@ func NotebookRunner(root string, log io.Writer, env ...string) dbxstandin.Runner
 		if rc.Notebook == nil {
 			return fmt.Errorf("no notebook was imported at %s", rc.NotebookPath)
 		}
-		dir := filepath.Join(root, ".nbtrace", "runs", strconv.FormatInt(rc.RunID, 10))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		dir, err := runDir(filepath.Join(root, ".nbtrace", "runs"), rc.RunID)
+		if err != nil {
 			return err
 		}
 		for name, b := range rc.Folder {
@@ -131,4 +136,19 @@ func NotebookRunner(root string, log io.Writer, env ...string) dbxstandin.Runner
 		fmt.Fprintf(log, "[databricks] run %d succeeded; executed notebook in %s\n", rc.RunID, dir)
 		return nil
 	})
+}
+
+// runDir makes the folder that keeps run id's notebook under parent:
+// parent/<run id>, or, should a run of another stack have kept its output
+// under the same id, parent/<run id>-<random>; never another run's.
+func runDir(parent string, id int64) (string, error) {
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", err
+	}
+	dir := filepath.Join(parent, strconv.FormatInt(id, 10))
+	err := os.Mkdir(dir, 0o755)
+	if errors.Is(err, fs.ErrExist) {
+		return os.MkdirTemp(parent, strconv.FormatInt(id, 10)+"-")
+	}
+	return dir, err
 }

@@ -44,8 +44,31 @@ func TestRunnerFailsTheRunWhenTheNotebookFails(t *testing.T) {
 // settings, which a Databricks compute would not have: it reads its own.
 func TestComputeEnv(t *testing.T) {
 	got := computeEnv([]string{"PATH=/bin", "OTEL_EXPORTER_OTLP_ENDPOINT=http://x", "APPLICATIONINSIGHTS_CONNECTION_STRING=k",
-		"NBTRACE_LOG_LEVEL=debug", "DATABRICKS_TOKEN=t", "HOME=/root"})
+		"NBTRACE_LOG_LEVEL=debug", "DATABRICKS_TOKEN=t", "HOME=/root",
+		// The app's identity and trust: the compute gives the notebook its own.
+		"IDENTITY_ENDPOINT=http://127.0.0.1:1/msi/token", "IDENTITY_HEADER=h", "AZURE_CLIENT_ID=c", "REQUESTS_CA_BUNDLE=/ca.pem"})
 	if strings.Join(got, " ") != "PATH=/bin HOME=/root" {
 		t.Errorf("the notebook's environment: %v", got)
+	}
+}
+
+// TestRunDirNeverTakesAnotherRunsFolder: a run keeps its notebook under its
+// id; should that folder exist (another stack's run), it gets one of its
+// own beside it, and the other run's output stays.
+func TestRunDirNeverTakesAnotherRunsFolder(t *testing.T) {
+	parent := filepath.Join(t.TempDir(), "runs")
+	first, err := runDir(parent, 1796300000000001)
+	if err != nil || filepath.Base(first) != "1796300000000001" {
+		t.Fatalf("first = %q, %v", first, err)
+	}
+	if err := os.WriteFile(filepath.Join(first, "output.ipynb"), []byte("kept"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second, err := runDir(parent, 1796300000000001)
+	if err != nil || second == first || !strings.HasPrefix(filepath.Base(second), "1796300000000001-") {
+		t.Fatalf("second = %q, %v; want a folder of its own", second, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(first, "output.ipynb")); string(b) != "kept" {
+		t.Error("the first run's output was lost")
 	}
 }

@@ -34,6 +34,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/nbtrace/nbtrace/dev/azurite"
 	"github.com/nbtrace/nbtrace/dev/dbxstandin"
 	"github.com/nbtrace/nbtrace/dev/entra"
 	"github.com/nbtrace/nbtrace/dev/funchost"
@@ -49,7 +50,8 @@ type Options struct {
 	// RepoRoot is the project's root (go.mod, host.json, functions/).
 	RepoRoot string
 	// Addr is the host's address; localhost:7071 (func start's) by default,
-	// or the LocalHttpPort of local.settings.json.
+	// or the LocalHttpPort of local.settings.json. "127.0.0.1:0" picks a
+	// free port.
 	Addr string
 	// OTLPAddr is the trace sink's address; 127.0.0.1:4318, the OTLP/HTTP
 	// port, by default. "127.0.0.1:0" picks a free port.
@@ -79,7 +81,10 @@ type Options struct {
 	Traces io.Writer
 	// Log receives the host's and the handler's output; os.Stderr by default.
 	Log io.Writer
-	// Settle is how long a trace must be quiet before it is printed.
+	// Settle is how long a trace must go without new spans, once its root
+	// span has arrived, before it is printed; spans that come later are
+	// printed as an update after the same quiet time (see
+	// otlpsink.Sink.PrintFinished).
 	Settle time.Duration
 	// Forward sends every export the sink receives on to this OTLP/HTTP
 	// base URL as well (a local Jaeger, say).
@@ -108,7 +113,18 @@ type Options struct {
 	// Under AuthToken it takes the key, which reaches the notebook
 	// through the job's secret scope.
 	AppInsights bool
+	// Storage is where the handler claims finished runs, so that one of
+	// its instances records each (its AzureWebJobsStorage): "" starts
+	// Azurite while the handler builds, when it is installed (see
+	// dev/azurite), and else leaves the handler its in-memory guard,
+	// saying so; StorageNone leaves it that always; any other value is a
+	// storage connection string (one Azurite shared by two stacks, say).
+	// AzureWebJobsStorage settings in SettingsFile or Env win.
+	Storage string
 }
+
+// StorageNone: no storage for the handler's claims of finished runs.
+const StorageNone = "none"
 
 // Auth is a way of signing in to Databricks.
 type Auth string
@@ -144,6 +160,9 @@ type Stack struct {
 	// IngestionIdentity is the access connector's identity, which the
 	// notebook signs in to Application Insights with, under AuthIdentity.
 	IngestionIdentity *entra.Principal
+	// Azurite is the storage of the handler's run claims, when the stack
+	// started it (Options.Storage).
+	Azurite *azurite.Server
 	// Ingestion is the Application Insights ingestion stand-in under
 	// Options.AppInsights, and AppInsightsConnectionString the handler's
 	// connection string (the notebook's names the HTTPS endpoint).
@@ -158,7 +177,9 @@ type Stack struct {
 }
 
 // Start stages the app, starts the sink and the host (which starts the
-// handler) and returns once the handler is ready.
+// handler) and returns once the handler is ready. It listens on
+// o.OTLPAddr and o.Addr before anything else: when it cannot, its error is
+// a *ListenError.
 func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if o.Log == nil {
 		o.Log = os.Stderr
@@ -178,12 +199,38 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 	s := &Stack{Sink: otlpsink.New()}
 	s.Sink.Forward = o.Forward
+	s.Sink.Log = o.Log
 	defer func() {
 		if err != nil {
 			_ = s.Stop()
 		}
 	}()
 
+	// The two addresses the caller chooses are taken first, so that one
+	// in use fails the start at once, not after the build.
+	sinkLn, err := listen("trace sink", "OTLPAddr", o.OTLPAddr)
+	if err != nil {
+		return nil, err
+	}
+	sinkSrv := &http.Server{Handler: s.Sink, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = sinkSrv.Serve(sinkLn) }()
+	s.OTLPURL = "http://" + sinkLn.Addr().String()
+	printCtx, stopPrint := context.WithCancel(context.Background())
+	s.stop = append(s.stop, func() error { stopPrint(); return sinkSrv.Close() })
+	if o.Traces != nil {
+		go s.Sink.PrintFinished(printCtx, o.Traces, o.Settle)
+	}
+	hostLn, err := listen("host", "Addr", o.Addr)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = hostLn.Close() // not served yet, or closed already by Stop
+		}
+	}()
+
+	waitStorage := s.startStorage(ctx, o, values)
 	if o.StageDir == "" {
 		tmp, err := os.MkdirTemp("", "nbtrace-app-")
 		if err != nil {
@@ -193,9 +240,13 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		o.StageDir = filepath.Join(tmp, "app")
 	}
 	s.StageDir = o.StageDir
+	// With an empty build cache this is the long wait of a first start.
+	fmt.Fprintln(o.Log, "building the handler (the first build takes a few minutes; later ones seconds)…")
+	began := time.Now()
 	if err := stage.Stage(ctx, stage.Options{RepoRoot: o.RepoRoot, Out: o.StageDir, Stderr: o.Log}); err != nil {
 		return nil, fmt.Errorf("stage the app: %w", err)
 	}
+	fmt.Fprintf(o.Log, "built the handler in %s\n", time.Since(began).Round(100*time.Millisecond))
 	if err := editHostJSON(filepath.Join(o.StageDir, "host.json"), func(hj, ch map[string]any) {
 		if o.Forwarding != nil {
 			ch["enableForwardingHttpRequest"] = *o.Forwarding
@@ -208,19 +259,6 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}); err != nil {
 		return nil, err
-	}
-
-	sinkLn, err := net.Listen("tcp", o.OTLPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("trace sink: %w (another OTLP receiver may be running; pick another with -otlp)", err)
-	}
-	sinkSrv := &http.Server{Handler: s.Sink, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = sinkSrv.Serve(sinkLn) }()
-	s.OTLPURL = "http://" + sinkLn.Addr().String()
-	printCtx, stopPrint := context.WithCancel(context.Background())
-	s.stop = append(s.stop, func() error { stopPrint(); return sinkSrv.Close() })
-	if o.Traces != nil {
-		go s.Sink.PrintFinished(printCtx, o.Traces, o.Settle)
 	}
 
 	// The host's own spans, as the Functions host records them in
@@ -263,9 +301,9 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 
-	hostLn, err := net.Listen("tcp", o.Addr)
+	storageEnv, err := waitStorage()
 	if err != nil {
-		return nil, fmt.Errorf("host: %w", err)
+		return nil, err
 	}
 	_, port, _ := net.SplitHostPort(hostLn.Addr().String())
 	s.URL = "http://localhost:" + port
@@ -274,7 +312,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		"FUNCTIONS_WORKER_RUNTIME=custom",
 		"OTEL_EXPORTER_OTLP_ENDPOINT=" + s.OTLPURL,
 		"OTEL_BSP_SCHEDULE_DELAY=100",
-	}, slices.Concat(telemetryEnv, dbxEnv)...)
+	}, slices.Concat(telemetryEnv, dbxEnv, storageEnv)...)
 	env = append(env, values...)
 	env = append(env, o.Env...)
 	host, err := funchost.Start(ctx, funchost.Config{
@@ -282,7 +320,6 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		Log: o.Log, FunctionKeys: o.FunctionKeys, Generation: o.HostGeneration,
 	})
 	if err != nil {
-		hostLn.Close()
 		return nil, err
 	}
 	s.Host = host
@@ -302,6 +339,36 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		},
 	)
 	return s, nil
+}
+
+// ListenError is Start's error when it cannot listen on one of the two
+// addresses its caller chooses (in use, say), so that a command can name
+// its own option for it.
+type ListenError struct {
+	// What is what would have listened: "host" or "trace sink".
+	What string
+	// Option is the field of Options that sets the address: "Addr" or
+	// "OTLPAddr".
+	Option string
+	// Addr is the address, as given or defaulted.
+	Addr string
+	// Err is net.Listen's error (errors.Is(err, syscall.EADDRINUSE) when
+	// the address is in use).
+	Err error
+}
+
+func (e *ListenError) Error() string { return e.What + ": " + e.Err.Error() }
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// listen listens on addr, for what, set by option; its error is a
+// *ListenError.
+func listen(what, option, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &ListenError{What: what, Option: option, Addr: addr, Err: err}
+	}
+	return ln, nil
 }
 
 // DeliveryWindow: killed by the host this long after its last answer or
@@ -342,7 +409,7 @@ func (s *Stack) startDatabricks(ctx context.Context, o Options) ([]string, error
 	if o.TimeScale <= 0 {
 		o.TimeScale = TimeScale
 	}
-	opts := dbxstandin.Options{Token: standinToken, Runner: o.Runner,
+	opts := dbxstandin.Options{Token: standinToken, Runner: o.Runner, FirstRunID: dbxstandin.RunIDSeed(),
 		QueueDelay: 50 * time.Millisecond, CleanupDelay: 50 * time.Millisecond,
 		SetupDelay: ClassicStartup / time.Duration(o.TimeScale), ServerlessSetupDelay: ServerlessStartup / time.Duration(o.TimeScale)}
 	if t := o.DatabricksTiming; t != nil {

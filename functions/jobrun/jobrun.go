@@ -1,18 +1,14 @@
 // Package jobrun is what the notebook and runs functions share about a
 // Databricks job run: its state as the API answers it, and the spans that
-// put a finished run into its own trace.
+// put a finished run into its own trace, once however many of the app's
+// instances see it end (Recorder, Claimer).
 package jobrun
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/databricks/databricks-sdk-go/service/jobs"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/metric"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -138,104 +134,6 @@ func Parameter(r *jobs.Run, name string) string {
 func ParentOf(r *jobs.Run) trace.SpanContext {
 	carrier := propagation.MapCarrier{"traceparent": Parameter(r, "traceparent"), "tracestate": Parameter(r, "tracestate")}
 	return trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), carrier))
-}
-
-// Recorder records a finished run's spans once per run, however often its
-// state is read. It remembers the last MaxRemembered runs of this process.
-type Recorder struct {
-	tracer trace.Tracer
-	failed metric.Int64Counter
-	mu     sync.Mutex
-	seen   map[int64]bool
-	order  []int64
-}
-
-// MaxRemembered bounds the runs a Recorder remembers.
-const MaxRemembered = 10000
-
-// NewRecorder returns a Recorder that makes spans with tp and counts
-// failed runs (nbtrace.databricks.runs.failed) with mp, which may be nil.
-func NewRecorder(tp trace.TracerProvider, mp metric.MeterProvider) *Recorder {
-	if mp == nil {
-		mp = metricnoop.NewMeterProvider()
-	}
-	failed, _ := mp.Meter(scope).Int64Counter("nbtrace.databricks.runs.failed",
-		metric.WithDescription("Runs of the notebook job seen ending without success."), metric.WithUnit("{run}"))
-	return &Recorder{tracer: tp.Tracer(scope), failed: failed, seen: map[int64]bool{}}
-}
-
-const scope = "github.com/nbtrace/nbtrace/functions/jobrun"
-
-// Record puts an ended run into its trace: a CONSUMER span "databricks run
-// {id}" from its start to its end, child of the traceparent in its job
-// parameters (a new trace when it has none), with INTERNAL children for
-// its real queue, setup, execution and cleanup times. It returns false when
-// the run has not ended or was recorded before.
-func (rec *Recorder) Record(r *jobs.Run) bool {
-	if !databricks.Ended(r) || r.StartTime <= 0 {
-		return false
-	}
-	rec.mu.Lock()
-	if rec.seen[r.RunId] {
-		rec.mu.Unlock()
-		return false
-	}
-	rec.seen[r.RunId] = true
-	rec.order = append(rec.order, r.RunId)
-	if len(rec.order) > MaxRemembered {
-		delete(rec.seen, rec.order[0])
-		rec.order = rec.order[1:]
-	}
-	rec.mu.Unlock()
-
-	ctx := context.Background()
-	if sc := ParentOf(r); sc.IsValid() {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
-	}
-	tl := timelineOf(r)
-	attrs := []attribute.KeyValue{
-		attribute.Int64("databricks.job.id", r.JobId),
-		attribute.Int64("databricks.run.id", r.RunId),
-		attribute.String("databricks.run.page_url", r.RunPageUrl),
-		attribute.String("databricks.run.life_cycle_state", string(r.State.LifeCycleState)),
-		attribute.String("databricks.run.result_state", string(r.State.ResultState)),
-	}
-	ctx, span := rec.tracer.Start(ctx, "databricks run", trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithTimestamp(tl.start), trace.WithAttributes(attrs...))
-	if r.State.ResultState != jobs.RunResultStateSuccess {
-		span.SetStatus(codes.Error, string(r.State.ResultState)+": "+r.State.StateMessage)
-		rec.failed.Add(ctx, 1, metric.WithAttributes(attribute.String("databricks.run.result_state", string(r.State.ResultState))))
-	}
-	rec.interval(ctx, "queued", tl.start, tl.queue)
-	for _, t := range tl.tasks {
-		parent := ctx
-		if len(tl.tasks) > 1 {
-			var task trace.Span
-			parent, task = rec.tracer.Start(ctx, "task "+t.key, trace.WithTimestamp(t.start),
-				trace.WithAttributes(attribute.String("databricks.task.key", t.key), attribute.Int64("databricks.task.run.id", t.runID)))
-			task.End(trace.WithTimestamp(t.end))
-		}
-		at := t.start
-		for _, p := range []struct {
-			name string
-			d    time.Duration
-		}{{"setup", t.setup}, {"execution", t.execution}, {"cleanup", t.cleanup}} {
-			at = rec.interval(parent, p.name, at, p.d)
-		}
-	}
-	span.End(trace.WithTimestamp(tl.end))
-	return true
-}
-
-// interval records an INTERNAL span name of length d from start, when d
-// is not zero, and returns its end.
-func (rec *Recorder) interval(ctx context.Context, name string, start time.Time, d time.Duration) time.Time {
-	if d <= 0 {
-		return start
-	}
-	_, s := rec.tracer.Start(ctx, name, trace.WithTimestamp(start))
-	s.End(trace.WithTimestamp(start.Add(d)))
-	return start.Add(d)
 }
 
 // timeline is a run laid out in time: its start and end, its time in the

@@ -52,7 +52,7 @@ func TestManagedIdentityIsLetIn(t *testing.T) {
 	stand, url := azureWorkspace(t, tenant, app)
 
 	cfg := Config{Host: url, AzureClientID: app.ClientID, HTTPTimeout: 5 * time.Second, RetryTimeout: 5 * time.Second}
-	_, err := New(cfg, sdktrace.NewTracerProvider(), propagation.TraceContext{}).Jobs()
+	_, err := New(cfg, sdktrace.NewTracerProvider(), propagation.TraceContext{}).Jobs(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,13 +62,16 @@ func (c *Client) Host() string { return c.cfg.Host }
 
 // API returns the SDK client, building it on first use. A failure is not
 // kept, so a later call tries again (a managed identity endpoint that was
-// not ready).
+// not ready). The SDK reads the workspace's discovery document
+// (/.well-known/databricks-config) while it builds the client: that call
+// is made in ctx, so its span belongs to the invocation that needed the
+// client.
 //
 // The client signs in with DATABRICKS_TOKEN when it is set (local
 // development; the managed identity and DATABRICKS_AZURE_RESOURCE_ID are
 // then not used, and one log line says so), else as an Entra ID identity
 // (see azureCredentials).
-func (c *Client) API() (*client.DatabricksClient, error) {
+func (c *Client) API(ctx context.Context) (*client.DatabricksClient, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.api != nil {
@@ -83,6 +86,14 @@ func (c *Client) API() (*client.DatabricksClient, error) {
 		// ~/.databrickscfg profile can change which workspace or identity
 		// is used.
 		Loaders: []config.Loader{explicitOnly{}},
+	}
+	// The SDK's own fetch, under ctx's span rather than in the background
+	// context the SDK resolves its configuration in; not cut short by
+	// ctx's end (a caller that went away), which would leave the client
+	// built without the workspace's metadata.
+	under := context.WithoutCancel(ctx)
+	cfg.HostMetadataResolver = func(_ context.Context, host string) (*config.HostMetadata, error) {
+		return cfg.DefaultHostMetadataResolver()(under, host)
 	}
 	if c.cfg.Token != "" {
 		cfg.Token = c.cfg.Token
@@ -117,9 +128,9 @@ func (c *Client) transport() http.RoundTripper {
 	)
 }
 
-// Jobs returns the Jobs API, building the client if needed.
-func (c *Client) Jobs() (*jobs.JobsAPI, error) {
-	if _, err := c.API(); err != nil {
+// Jobs returns the Jobs API, building the client in ctx if needed.
+func (c *Client) Jobs(ctx context.Context) (*jobs.JobsAPI, error) {
+	if _, err := c.API(ctx); err != nil {
 		return nil, Error(err)
 	}
 	return c.jobs, nil
@@ -133,7 +144,7 @@ func (explicitOnly) Configure(*config.Config) error { return nil }
 // RunNow starts the configured job with params and an idempotency token:
 // Databricks starts at most one run per token. It returns the run id.
 func (c *Client) RunNow(ctx context.Context, params map[string]string, token string) (int64, error) {
-	j, err := c.Jobs()
+	j, err := c.Jobs(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -146,7 +157,7 @@ func (c *Client) RunNow(ctx context.Context, params map[string]string, token str
 
 // GetRun reads a run.
 func (c *Client) GetRun(ctx context.Context, runID int64) (*jobs.Run, error) {
-	j, err := c.Jobs()
+	j, err := c.Jobs(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +169,7 @@ func (c *Client) GetRun(ctx context.Context, runID int64) (*jobs.Run, error) {
 // skipped, or timeout passes; then it returns the run as last read, and
 // done tells whether it had ended.
 func (c *Client) WaitRun(ctx context.Context, runID int64, timeout time.Duration) (run *jobs.Run, done bool, err error) {
-	j, err := c.Jobs()
+	j, err := c.Jobs(ctx)
 	if err != nil {
 		return nil, false, err
 	}

@@ -239,7 +239,7 @@ func asAPIError(err error, target **api.Error) bool {
 // createJob creates a job with a notebook task and the trace parameters.
 func createJob(t *testing.T, c *Client) int64 {
 	t.Helper()
-	j, err := c.Jobs()
+	j, err := c.Jobs(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,4 +253,34 @@ func createJob(t *testing.T, c *Client) int64 {
 		t.Fatal(err)
 	}
 	return created.JobId
+}
+
+// TestTheDiscoveryCallBelongsToItsInvocation: the SDK reads the workspace's
+// discovery document while the client is built, on the first call; that
+// request's span is a child of the call's span, never a trace of its own.
+func TestTheDiscoveryCallBelongsToItsInvocation(t *testing.T) {
+	f := newFixture(t, nil)
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	c := New(f.client.cfg, tp, propagation.TraceContext{})
+	ctx, invocation := tp.Tracer("t").Start(context.Background(), "invocation")
+	if _, err := c.GetRun(ctx, 1); err == nil {
+		t.Fatal("run 1 exists")
+	}
+	invocation.End()
+	var discovery sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.Name() == "GET /.well-known/databricks-config" {
+			discovery = s
+		}
+		if !s.Parent().IsValid() && s.SpanContext().SpanID() != invocation.SpanContext().SpanID() {
+			t.Errorf("%s is a trace of its own", s.Name())
+		}
+	}
+	if discovery == nil {
+		t.Fatal("the discovery document was not read through the traced transport")
+	}
+	if discovery.Parent().SpanID() != invocation.SpanContext().SpanID() {
+		t.Errorf("the discovery call's parent is %s, want the invocation %s", discovery.Parent().SpanID(), invocation.SpanContext().SpanID())
+	}
 }

@@ -1,5 +1,7 @@
-// The app's storage: identity-based AzureWebJobsStorage (shared keys off)
-// and the Flex Consumption deployment container.
+// The app's storage: identity-based AzureWebJobsStorage (shared keys off),
+// the Flex Consumption deployment container, and the container where the
+// handler's instances claim finished Databricks runs (one blob per run, so
+// that one instance records each; handler/runclaim).
 param location string
 param tags object
 param name string
@@ -8,8 +10,14 @@ param userPrincipalId string
 param userPrincipalType string
 
 var deploymentContainerName = 'app-package'
-// Blob owner for the host's keys and the deployment package; queue and
-// table for the host's own bookkeeping.
+// runclaim.Container and runclaim.RetentionDays (checked by go test
+// ./handler): claims outlive the runs they guard, which Databricks removes
+// after 60 days (Jobs API, runs/get-output).
+var runClaimsContainerName = 'nbtrace-run-claims'
+var runClaimsRetentionDays = 90
+// Blob owner for the host's keys, the deployment package and the run
+// claims (the handler makes the claims container when it is missing);
+// queue and table for the host's own bookkeeping.
 var roles = [
   'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner
   '974c5e8b-45b9-4653-ba55-5f855dd0fb88' // Storage Queue Data Contributor
@@ -35,8 +43,31 @@ module storage 'br/public:avm/res/storage/storage-account:0.33.0' = {
       bypass: 'AzureServices'
     }
     blobServices: {
-      containers: [{ name: deploymentContainerName, publicAccess: 'None' }]
+      containers: [
+        { name: deploymentContainerName, publicAccess: 'None' }
+        { name: runClaimsContainerName, publicAccess: 'None' }
+      ]
     }
+    // Lifecycle management deletes each claim a fixed time after it was
+    // made (https://learn.microsoft.com/azure/storage/blobs/lifecycle-management-overview).
+    managementPolicyRules: [
+      {
+        name: 'expire-run-claims'
+        enabled: true
+        type: 'Lifecycle'
+        definition: {
+          actions: {
+            baseBlob: {
+              delete: { daysAfterCreationGreaterThan: runClaimsRetentionDays }
+            }
+          }
+          filters: {
+            blobTypes: ['blockBlob']
+            prefixMatch: ['${runClaimsContainerName}/']
+          }
+        }
+      }
+    ]
     roleAssignments: concat(identityRoles, empty(userPrincipalId) ? [] : userRoles)
   }
 }

@@ -206,7 +206,7 @@ func secretKey(env string) string { return strings.ToLower(strings.ReplaceAll(en
 // AUTO over an existing file fails even with overwrite), so the notebook
 // can import its Python module and a redeploy replaces both.
 func Deploy(ctx context.Context, c *databricks.Client, spec JobSpec) (int64, error) {
-	api, err := c.API()
+	api, err := c.API(ctx)
 	if err != nil {
 		return 0, databricks.Error(err)
 	}

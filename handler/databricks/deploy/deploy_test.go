@@ -79,7 +79,7 @@ func (f *workspaceFixture) deploy(t *testing.T, spec JobSpec) (int64, *client.Da
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := f.client(f.developer, id).API()
+	api, err := f.client(f.developer, id).API(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestDeployAsAContributorAndGrantTheApp(t *testing.T) {
 	if _, err := app.GetRun(ctx, runID); err != nil {
 		t.Fatalf("the app's identity cannot read its run: %v", err)
 	}
-	j, _ := app.Jobs()
+	j, _ := app.Jobs(context.Background())
 	err = j.Reset(ctx, jobs.ResetJob{JobId: id, NewSettings: spec.Settings("/Shared/t/nb")})
 	if err == nil || !strings.Contains(err.Error(), "does not have Manage or Owner or Admin permissions") {
 		t.Errorf("the app's identity could change the job: %v", err)
@@ -135,7 +135,7 @@ func TestDeployAsAContributorAndGrantTheApp(t *testing.T) {
 		t.Fatalf("redeploy: job %d, %v", again, err)
 	}
 	perms, err := func() (*jobs.JobPermissions, error) {
-		dj, _ := f.client(f.developer, id).Jobs()
+		dj, _ := f.client(f.developer, id).Jobs(context.Background())
 		return dj.GetPermissions(ctx, jobs.GetJobPermissionsRequest{JobId: itoa(id)})
 	}()
 	if err != nil {
@@ -191,7 +191,7 @@ func TestDeployIsIdempotent(t *testing.T) {
 	if string(f.stand.File("/Shared/t/nb")) != `{"cells":[1]}` || string(f.stand.File("/Shared/t/mod.py")) != "x = 2\n" {
 		t.Error("the notebook folder was not uploaded again (notebook without .ipynb, module as a file)")
 	}
-	api, err := f.client(f.developer, id).API()
+	api, err := f.client(f.developer, id).API(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +324,7 @@ func TestDeployLetsTheRunSignInToIngestion(t *testing.T) {
 		t.Fatalf("service credentials %+v, want nbtrace-ingestion for %s", creds, f.ingest.ResourceID)
 	}
 	// The app's identity starts a run, which runs as the job's owner.
-	run, err := jobs.NewJobs(must(f.client(f.app, id).API())).RunNow(ctx, jobs.RunNow{JobId: id})
+	run, err := jobs.NewJobs(must(f.client(f.app, id).API(context.Background()))).RunNow(ctx, jobs.RunNow{JobId: id})
 	if err != nil {
 		t.Fatal(err)
 	}
