@@ -2,8 +2,10 @@
 // deployment folder.
 //
 //	go run ./dev                      the local stack on http://localhost:7071
-//	go run ./dev stage -o dist        the app folder for func start / deployment (linux/amd64)
-//	go run ./dev check dist           check a staged folder against the host's rules
+//	go run ./dev stage -o dist        the deployment folder (linux/amd64, no local settings)
+//	go run ./dev stage -local -o dist the folder for func start (this machine, local settings in it)
+//	go run ./dev check [-local] dist  check a staged folder against the host's rules
+//	go run ./dev databricks           the Databricks stand-in alone, for func start
 //	go run ./dev bench                measure the handler; prints a table of figures and goals
 //	go run ./dev help                 every command and its flags
 package main

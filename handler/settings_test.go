@@ -46,11 +46,13 @@ func settingsTable() string {
 func settingsTemplate() string {
 	var b strings.Builder
 	b.WriteString(`{
-  // Copy this file to local.settings.json (git-ignored). "go run ./dev" and
-  // "func start" read it: each value in Values becomes an environment
-  // variable of the handler, as app settings do in Azure. Comments and
-  // trailing commas are allowed here, as Core Tools allows them. Empty values
-  // are left unset, so the defaults in the README apply.
+  // Copy this file to local.settings.json (git-ignored). "go run ./dev" reads
+  // it; "go run ./dev stage -local -o dist" copies it into dist, where
+  // "func start --script-root dist" reads it (Core Tools reads only the app
+  // root's). Each value in Values becomes an environment variable of the
+  // handler, as app settings do in Azure. Comments and trailing commas are
+  // allowed here, as Core Tools allows them. Empty values are left unset, so
+  // the defaults in the README apply.
   // Generated from the handler's settings list: go test ./handler -update
   "IsEncrypted": false,
   "Values": {

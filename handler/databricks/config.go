@@ -60,7 +60,7 @@ func ConnectionFromEnv(getenv func(string) string) (Config, error) {
 		RetryTimeout:    45 * time.Second,
 	}
 	if c.Host == "" {
-		return c, fmt.Errorf("DATABRICKS_HOST is not set (the workspace URL; go run ./dev sets it to the local stand-in)")
+		return c, fmt.Errorf("DATABRICKS_HOST is not set (the workspace URL; go run ./dev sets it to the local stand-in; under func start, go run ./dev databricks -settings local.settings.json writes it, then stage -local again)")
 	}
 	if _, err := api.HTTPURLSetting("DATABRICKS_HOST", c.Host); err != nil {
 		return c, fmt.Errorf("%w: a workspace URL such as https://adb-1.2.azuredatabricks.net is needed", err)
