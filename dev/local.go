@@ -53,7 +53,7 @@ func serveDatabricks(ctx context.Context, root, addr, settings, runner, otlp str
 	}
 	defer ws.Close()
 	values := ws.Settings()
-	fmt.Fprintf(stdout, "Databricks stand-in %s, job %d (deployed from notebooks/), personal access token %s\n", ws.URL, ws.JobID, dbxserve.Token)
+	fmt.Fprintf(stdout, "Databricks stand-in %s, job %d (deployed from notebooks/), personal access token %s\n", ws.URL, ws.JobID, ws.Token)
 	if runner == "python" {
 		if python, ok, reason := stack.Python(root); ok {
 			fmt.Fprintf(stdout, "Notebook runs: papermill with %s; executed notebooks in .nbtrace/runs/\n", python)

@@ -31,16 +31,12 @@ import (
 	"github.com/nbtrace/nbtrace/handler/databricks/deploy"
 )
 
-// Token is the stand-in's personal access token, its developer's; it
-// guards nothing but loopback.
-const Token = "dapi-local-stand-in"
-
 // Options configures Start.
 type Options struct {
 	// RepoRoot holds notebooks/, which the deploy step uploads.
 	RepoRoot string
-	// Addr is where the stand-in listens; 127.0.0.1:0 (a free port) by
-	// default.
+	// Addr is where the stand-in listens: a loopback address only;
+	// 127.0.0.1:0 (a free port) by default.
 	Addr string
 	// Runner executes each run's notebook; nil runs it with papermill in
 	// the project's .venv (stack.NotebookRunner).
@@ -58,6 +54,8 @@ type Workspace struct {
 	URL string
 	// JobID is the job the deploy step created, DATABRICKS_JOB_ID.
 	JobID int64
+	// Token signs in to it, DATABRICKS_TOKEN.
+	Token string
 	dbx   *dbxstandin.Server
 	srv   *http.Server
 }
@@ -74,16 +72,22 @@ func Start(ctx context.Context, o Options) (_ *Workspace, err error) {
 	if o.Runner == nil {
 		o.Runner = stack.NotebookRunner(o.RepoRoot, o.Log)
 	}
+	// It runs whatever notebook it is given: never reachable from
+	// another machine.
+	if host, _, err := net.SplitHostPort(o.Addr); err != nil || !loopback(host) {
+		return nil, fmt.Errorf("databricks stand-in: %s is not a loopback address (127.0.0.1, ::1 or localhost, with a port)", o.Addr)
+	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("databricks stand-in: %w", err)
 	}
+	token := stack.NewToken()
 	// The start-up of serverless and classic compute, as the local stack
 	// runs it (stack.TimeScale times faster); run ids from the clock, so
 	// that the runs kept in .nbtrace/runs are not overwritten after a
 	// restart.
-	w := &Workspace{URL: "http://" + ln.Addr().String(), dbx: dbxstandin.New(dbxstandin.Options{
-		Token: Token, Runner: o.Runner, FirstRunID: dbxstandin.RunIDSeed(),
+	w := &Workspace{URL: "http://" + ln.Addr().String(), Token: token, dbx: dbxstandin.New(dbxstandin.Options{
+		Token: token, Runner: o.Runner, FirstRunID: dbxstandin.RunIDSeed(),
 		QueueDelay: 50 * time.Millisecond, CleanupDelay: 50 * time.Millisecond,
 		SetupDelay: stack.ClassicStartup / stack.TimeScale, ServerlessSetupDelay: stack.ServerlessStartup / stack.TimeScale,
 	})}
@@ -95,7 +99,7 @@ func Start(ctx context.Context, o Options) (_ *Workspace, err error) {
 			_ = w.Close()
 		}
 	}()
-	env := map[string]string{"DATABRICKS_HOST": w.URL, "DATABRICKS_TOKEN": Token}
+	env := map[string]string{"DATABRICKS_HOST": w.URL, "DATABRICKS_TOKEN": token}
 	if o.OTLPEndpoint != "" {
 		env["OTEL_EXPORTER_OTLP_ENDPOINT"] = o.OTLPEndpoint
 	}
@@ -120,7 +124,7 @@ func (w *Workspace) Settings() map[string]string {
 	return map[string]string{
 		"DATABRICKS_HOST":   w.URL,
 		"DATABRICKS_JOB_ID": strconv.FormatInt(w.JobID, 10),
-		"DATABRICKS_TOKEN":  Token,
+		"DATABRICKS_TOKEN":  w.Token,
 	}
 }
 
@@ -170,4 +174,9 @@ func WriteSettings(file, template string, values map[string]string) error {
 		return err
 	}
 	return os.WriteFile(file, v.Pack(), 0o600)
+}
+
+func loopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }

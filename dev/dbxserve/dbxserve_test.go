@@ -1,12 +1,14 @@
 package dbxserve
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/nbtrace/nbtrace/dev/funchost"
+	"github.com/nbtrace/nbtrace/dev/stack"
 )
 
 // TestWriteSettings: the values land in Values, replacing empty ones,
@@ -28,7 +30,7 @@ func TestWriteSettings(t *testing.T) {
 	if err := os.WriteFile(template, []byte(tmpl), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	values := map[string]string{"DATABRICKS_HOST": "http://127.0.0.1:1234", "DATABRICKS_JOB_ID": "1004", "DATABRICKS_TOKEN": Token}
+	values := map[string]string{"DATABRICKS_HOST": "http://127.0.0.1:1234", "DATABRICKS_JOB_ID": "1004", "DATABRICKS_TOKEN": stack.NewToken()}
 	for _, tt := range []struct{ name, existing string }{{"from the template", ""}, {"into a file", tmpl}, {"no Values", `{"IsEncrypted": false}`}} {
 		t.Run(tt.name, func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "local.settings.json")
@@ -54,5 +56,18 @@ func TestWriteSettings(t *testing.T) {
 				t.Errorf("comments or settings lost:\n%s", b)
 			}
 		})
+	}
+}
+
+// TestOnlyOnLoopback: the stand-in runs the notebooks it is given, so it
+// listens on loopback only, and each start has a token of its own.
+func TestOnlyOnLoopback(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:0", "127.0.0.1"} {
+		if _, err := Start(context.Background(), Options{RepoRoot: t.TempDir(), Addr: addr}); err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+			t.Errorf("Addr %q: err = %v, want it refused", addr, err)
+		}
+	}
+	if a, b := stack.NewToken(), stack.NewToken(); a == b || len(a) < 36 {
+		t.Errorf("tokens %q and %q", a, b)
 	}
 }

@@ -93,17 +93,10 @@ func (s *Server) identityProblem(mi *catalog.AzureManagedIdentity, skipValidatio
 	case skipValidation:
 		return ""
 	}
-	var held []string
-	found := false
-	for id, identities := range az.AccessConnectors {
-		if strings.EqualFold(id, mi.AccessConnectorId) {
-			held, found = identities, true
-		}
-	}
-	if !found {
+	if _, found := az.connector(mi.AccessConnectorId); !found {
 		return fmt.Sprintf("Access connector %s does not exist or cannot be read by Azure Databricks.", mi.AccessConnectorId)
 	}
-	if mi.ManagedIdentityId != "" && !slices.ContainsFunc(held, func(id string) bool { return strings.EqualFold(id, mi.ManagedIdentityId) }) {
+	if mi.ManagedIdentityId != "" && !az.holds(mi.AccessConnectorId, mi.ManagedIdentityId) {
 		return fmt.Sprintf("Managed identity %s is not assigned to access connector %s.", mi.ManagedIdentityId, mi.AccessConnectorId)
 	}
 	return ""
@@ -390,4 +383,22 @@ func (s *Server) deleteCredential(w http.ResponseWriter, r *http.Request) {
 	}
 	delete(s.creds, c.info.Name)
 	writeJSON(w, struct{}{})
+}
+
+// connector returns the identities the access connector id holds, and
+// whether it exists; ARM ids compare without regard to case.
+func (az *Azure) connector(id string) ([]string, bool) {
+	for c, identities := range az.AccessConnectors {
+		if strings.EqualFold(c, id) {
+			return identities, true
+		}
+	}
+	return nil, false
+}
+
+// holds reports whether the access connector holds the user-assigned
+// identity.
+func (az *Azure) holds(connector, identity string) bool {
+	held, _ := az.connector(connector)
+	return slices.ContainsFunc(held, func(id string) bool { return strings.EqualFold(id, identity) })
 }

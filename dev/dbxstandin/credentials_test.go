@@ -330,6 +330,16 @@ func TestRunGetsServiceCredentialsItMayUse(t *testing.T) {
 	if _, err := grant(f.ctx, admin, "credential", "ghost", f.app.ClientID, catalog.PrivilegeAllPrivileges); err != nil {
 		t.Fatal(err)
 	}
+	// An identity the tenant knows but the connector does not hold: made
+	// with skip_validation, it could not sign in on Databricks either.
+	stray := f.request("stray", f.app.ResourceID)
+	stray.SkipValidation = true
+	if _, err := creds.CreateCredential(f.ctx, stray); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := grant(f.ctx, admin, "credential", "stray", f.app.ClientID, catalog.PrivilegeAccess); err != nil {
+		t.Fatal(err)
+	}
 	// The app creates the job, so the job runs as the app.
 	jobsAPI := jobs.NewJobs(app)
 	job, err := jobsAPI.Create(f.ctx, jobs.CreateJob{Name: "j", Tasks: []jobs.Task{{TaskKey: "nb", NotebookTask: &jobs.NotebookTask{NotebookPath: "/Shared/nb"}}}})

@@ -268,7 +268,7 @@ func (s *Server) serviceCredentialsFor(principal string) map[string]string {
 		if mi == nil || mi.ManagedIdentityId == "" || (!c.ownedBy(runAs) && !c.holds(runAs, catalog.PrivilegeAccess, catalog.PrivilegeAllPrivileges)) {
 			continue
 		}
-		if p, ok := az.Tenant.ManagedIdentity(mi.ManagedIdentityId); ok {
+		if p, ok := az.Tenant.ManagedIdentity(mi.ManagedIdentityId); ok && az.holds(mi.AccessConnectorId, mi.ManagedIdentityId) {
 			out[name] = p.ClientID
 		}
 	}

@@ -71,8 +71,9 @@ type Sink struct {
 	// Forward, when set, is an OTLP/HTTP base URL (such as a local
 	// Jaeger's http://127.0.0.1:4318) that every export received is sent on
 	// to, unchanged.
-	Forward   string
-	forwarder *http.Client
+	Forward       string
+	forwarder     *http.Client
+	forwarderOnce sync.Once
 }
 
 // logTraces is how many traces' log records are counted; the oldest are
@@ -112,9 +113,7 @@ func (s *Sink) forward(r *http.Request, raw []byte) {
 	if s.Forward == "" {
 		return
 	}
-	if s.forwarder == nil {
-		s.forwarder = &http.Client{Timeout: 10 * time.Second}
-	}
+	s.forwarderOnce.Do(func() { s.forwarder = &http.Client{Timeout: 10 * time.Second} })
 	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(s.Forward, "/")+r.URL.Path, bytes.NewReader(raw))
 	if err != nil {
 		return

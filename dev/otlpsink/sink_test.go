@@ -74,6 +74,13 @@ func TestRender(t *testing.T) {
 	if b.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
 	}
+	// A parent id shorter than a real one, from any local client, prints
+	// as it is.
+	b.Reset()
+	Render(&b, []Span{{TraceID: "t", SpanID: "a", ParentSpanID: "0123", Name: "x", Kind: "SERVER", Service: "s", Start: t0, End: t0}})
+	if !strings.Contains(b.String(), "↑ parent 0123…") {
+		t.Errorf("short parent id: %q", b.String())
+	}
 }
 
 func TestPrintFinishedPrintsOnceSettled(t *testing.T) {

@@ -65,7 +65,7 @@ func render(w io.Writer, spans []Span, note string, marked map[string]bool) {
 		}
 		parent := ""
 		if root && s.ParentSpanID != "" {
-			parent = "  ↑ parent " + s.ParentSpanID[:8] + "… (not recorded here)"
+			parent = "  ↑ parent " + s.ParentSpanID[:min(8, len(s.ParentSpanID))] + "… (not recorded here)"
 		}
 		mark := " "
 		if marked[s.SpanID] {

@@ -42,8 +42,12 @@ func TestScaleOutRecordsARunOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	metrics := "OTEL_METRIC_EXPORT_INTERVAL=200"
-	a := startStack(t, Options{Auth: AuthToken, Runner: quickRuns, Storage: az.ConnectionString, Env: []string{metrics}})
-	b := startStack(t, Options{Auth: AuthToken, Runner: quickRuns, Storage: az.ConnectionString, Env: []string{metrics,
+	// A loaded test machine (the race detector, packages in parallel) can
+	// keep Azurite past the 2 s default; a claim cut short would record
+	// anyway and make this test see a duplicate that production would not.
+	patient := "NBTRACE_RUN_CLAIM_TIMEOUT=20s"
+	a := startStack(t, Options{Auth: AuthToken, Runner: quickRuns, Storage: az.ConnectionString, Env: []string{metrics, patient}})
+	b := startStack(t, Options{Auth: AuthToken, Runner: quickRuns, Storage: az.ConnectionString, Env: []string{metrics, patient,
 		"DATABRICKS_HOST=" + a.DatabricksURL, "DATABRICKS_JOB_ID=" + strconv.FormatInt(a.JobID, 10),
 		"OTEL_EXPORTER_OTLP_ENDPOINT=" + a.OTLPURL}})
 

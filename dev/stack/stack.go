@@ -394,8 +394,17 @@ const (
 )
 
 // standinToken is the local stand-in's personal access token, its
-// developer's; it guards nothing but loopback.
-const standinToken = "dapi-local-stand-in"
+// developer's.
+var standinToken = NewToken()
+
+// NewToken returns a personal access token for a Databricks stand-in:
+// random, since the stand-in runs the notebooks it is given and other
+// users of the machine can reach loopback.
+func NewToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return "dapi" + hex.EncodeToString(b)
+}
 
 // WorkspaceResourceID is the ARM id of the stand-in workspace.
 const WorkspaceResourceID = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-nbtrace-local/providers/Microsoft.Databricks/workspaces/dbw-nbtrace-local"

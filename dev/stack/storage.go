@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nbtrace/nbtrace/dev/azurite"
 	"github.com/nbtrace/nbtrace/handler/runclaim"
@@ -39,9 +40,13 @@ func (s *Stack) startStorage(ctx context.Context, o Options, values []string) fu
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if srv, err = azurite.Start(ctx, in); err == nil {
+		// An Azurite that never answers falls back to the in-memory
+		// guard instead of holding the stack's start.
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if srv, err = azurite.Start(sctx, in); err == nil {
 			// infra/ makes it in Azure; the handler does not.
-			err = srv.CreateContainer(ctx, runclaim.Container)
+			err = srv.CreateContainer(sctx, runclaim.Container)
 		}
 	}()
 	// Stopped after the handler (s.stop runs last added first), and even

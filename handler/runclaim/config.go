@@ -2,6 +2,8 @@ package runclaim
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -100,6 +102,12 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			return c, err
 		}
 		c.ServiceURL = strings.TrimSuffix(c.ServiceURL, "/") + "/"
+		// An Entra ID token goes over TLS only (azcore's bearer policy
+		// refuses plain HTTP): a plain-HTTP address would fail every claim
+		// at run time; a loopback one is a local emulator's.
+		if pu, perr := url.Parse(c.ServiceURL); perr == nil && pu.Scheme != "https" && !isLoopback(pu.Hostname()) {
+			return c, fmt.Errorf("AzureWebJobsStorage__blobServiceUri: %s is not HTTPS; the identity's token is sent over TLS only", c.ServiceURL)
+		}
 	} else if name := getenv("AzureWebJobsStorage__accountName"); name != "" {
 		if !accountName.MatchString(name) {
 			return c, fmt.Errorf("AzureWebJobsStorage__accountName: %q is not a storage account name (3 to 24 lower-case letters and digits)", name)
@@ -114,4 +122,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.ClientID = getenv("AzureWebJobsStorage__clientId")
 	return c, nil
+}
+
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }

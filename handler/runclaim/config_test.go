@@ -32,6 +32,7 @@ func TestConfigFromEnv(t *testing.T) {
 			want: Config{ConnectionString: developmentStorage, Timeout: 2 * time.Second}},
 		{name: "not a connection string", env: map[string]string{"AzureWebJobsStorage": "AccountKey=secret-not-base64"}, wantErr: "AzureWebJobsStorage is not a storage connection string"},
 		{name: "bad service URI", env: map[string]string{"AzureWebJobsStorage__blobServiceUri": "stnbtrace"}, wantErr: "AzureWebJobsStorage__blobServiceUri"},
+		{name: "a token over plain HTTP", env: map[string]string{"AzureWebJobsStorage__blobServiceUri": "http://stnbtrace.blob.core.windows.net/", "AzureWebJobsStorage__credential": "managedidentity"}, wantErr: "not HTTPS"},
 		{name: "bad account", env: map[string]string{"AzureWebJobsStorage__accountName": "St_Nbtrace"}, wantErr: "AzureWebJobsStorage__accountName"},
 		{name: "unknown credential", env: map[string]string{"AzureWebJobsStorage__accountName": "st1", "AzureWebJobsStorage__credential": "msi"}, wantErr: "AzureWebJobsStorage__credential"},
 		{name: "bad timeout", env: map[string]string{"NBTRACE_RUN_CLAIM_TIMEOUT": "1h"}, wantErr: "NBTRACE_RUN_CLAIM_TIMEOUT"},

@@ -16,7 +16,7 @@ var deploymentContainerName = 'app-package'
 var runClaimsContainerName = 'nbtrace-run-claims'
 var runClaimsRetentionDays = 90
 // Blob owner for the host's keys, the deployment package and the run
-// claims (the handler makes the claims container when it is missing);
+// claims (the container is made here; the handler never makes it);
 // queue and table for the host's own bookkeeping.
 var roles = [
   'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner

@@ -220,6 +220,13 @@ func Deploy(ctx context.Context, c *databricks.Client, spec JobSpec) (int64, err
 	if err := spec.Ingestion.check(); err != nil {
 		return 0, err
 	}
+	// The service credential first: a deployer who may not create it
+	// learns so before the notebook's settings name it.
+	if spec.Ingestion.Name != "" {
+		if err := putServiceCredential(ctx, api, spec.Ingestion); err != nil {
+			return 0, err
+		}
+	}
 	if err := ws.MkdirsByPath(ctx, spec.WorkspaceDir); err != nil {
 		return 0, fmt.Errorf("create %s: %w", spec.WorkspaceDir, err)
 	}
@@ -265,7 +272,7 @@ func Deploy(ctx context.Context, c *databricks.Client, spec JobSpec) (int64, err
 		}
 	}
 	if spec.Ingestion.Name != "" {
-		if err := putServiceCredential(ctx, api, jobsAPI, id, spec.Ingestion); err != nil {
+		if err := grantCredential(ctx, api, jobsAPI, id, spec.Ingestion.Name); err != nil {
 			return 0, err
 		}
 	}
@@ -293,13 +300,9 @@ func (c ServiceCredential) check() error {
 
 // putServiceCredential creates the Unity Catalog service credential for
 // the access connector's identity, or points the existing one of its name
-// at it, and grants the job's run-as principal ACCESS on it: what
-// dbutils.credentials.getServiceCredentialsProvider needs in the run
-// (https://learn.microsoft.com/azure/databricks/connect/unity-catalog/cloud-services/use-service-credentials:
-// "the ACCESS privilege on the service credential or ownership of the
-// service credential"). Creating it needs CREATE SERVICE CREDENTIAL on the
-// metastore, which a metastore admin holds.
-func putServiceCredential(ctx context.Context, api *client.DatabricksClient, jobsAPI *jobs.JobsAPI, jobID int64, c ServiceCredential) error {
+// at it. Creating it needs CREATE SERVICE CREDENTIAL on the metastore,
+// which a metastore admin holds.
+func putServiceCredential(ctx context.Context, api *client.DatabricksClient, c ServiceCredential) error {
 	creds := catalog.NewCredentials(api)
 	identity := &catalog.AzureManagedIdentity{AccessConnectorId: c.AccessConnectorID, ManagedIdentityId: c.ManagedIdentityID}
 	info, err := creds.GetCredentialByNameArg(ctx, c.Name)
@@ -320,17 +323,27 @@ func putServiceCredential(ctx context.Context, api *client.DatabricksClient, job
 			return fmt.Errorf("update service credential %s: %w", c.Name, err)
 		}
 	}
+	return nil
+}
+
+// grantCredential grants the job's run-as principal ACCESS on the service
+// credential name: what dbutils.credentials.getServiceCredentialsProvider
+// needs in the run
+// (https://learn.microsoft.com/azure/databricks/connect/unity-catalog/cloud-services/use-service-credentials:
+// "the ACCESS privilege on the service credential or ownership of the
+// service credential").
+func grantCredential(ctx context.Context, api *client.DatabricksClient, jobsAPI *jobs.JobsAPI, jobID int64, name string) error {
 	job, err := jobsAPI.GetByJobId(ctx, jobID)
 	if err != nil {
 		return fmt.Errorf("read job %d: %w", jobID, err)
 	}
 	if job.RunAsUserName == "" {
-		return fmt.Errorf("job %d names no run-as principal to grant ACCESS on service credential %s", jobID, c.Name)
+		return fmt.Errorf("job %d names no run-as principal to grant ACCESS on service credential %s", jobID, name)
 	}
-	_, err = catalog.NewGrants(api).Update(ctx, catalog.UpdatePermissions{SecurableType: "credential", FullName: c.Name,
+	_, err = catalog.NewGrants(api).Update(ctx, catalog.UpdatePermissions{SecurableType: "credential", FullName: name,
 		Changes: []catalog.PermissionsChange{{Principal: job.RunAsUserName, Add: []catalog.Privilege{catalog.PrivilegeAccess}}}})
 	if err != nil {
-		return fmt.Errorf("grant %s ACCESS on service credential %s: %w", job.RunAsUserName, c.Name, err)
+		return fmt.Errorf("grant %s ACCESS on service credential %s: %w", job.RunAsUserName, name, err)
 	}
 	return nil
 }
@@ -494,17 +507,13 @@ func NewJobSpec(getenv func(string) string, o Options) (JobSpec, error) {
 		}
 	}
 	if o.Ingestion.Name != "" {
-		// Signed in with Entra ID, the notebook needs no key: the
-		// connection string only names the resource and its endpoint ("not
-		// considered a security token or key",
-		// https://learn.microsoft.com/azure/azure-monitor/app/connection-strings),
-		// and with local authentication off it lets nothing in alone.
+		// Signed in with Entra ID, the notebook needs no key. The
+		// connection string stays in the secret scope all the same: with
+		// local authentication off it only names the resource, but a
+		// resource that still takes keys (APPLICATIONINSIGHTS_LOCAL_AUTH)
+		// would take its key from anyone who read it in a workspace file.
 		spec.Ingestion = o.Ingestion
 		spec.EnvVars[IngestionCredentialSetting] = o.Ingestion.Name
-		if cs, ok := spec.SecretEnvVars["APPLICATIONINSIGHTS_CONNECTION_STRING"]; ok {
-			spec.EnvVars["APPLICATIONINSIGHTS_CONNECTION_STRING"] = cs
-			delete(spec.SecretEnvVars, "APPLICATIONINSIGHTS_CONNECTION_STRING")
-		}
 	}
 	return spec, nil
 }

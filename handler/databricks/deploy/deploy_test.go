@@ -323,6 +323,19 @@ func TestDeployLetsTheRunSignInToIngestion(t *testing.T) {
 		!strings.EqualFold(creds[0].AzureManagedIdentity.ManagedIdentityId, f.ingest.ResourceID) {
 		t.Fatalf("service credentials %+v, want nbtrace-ingestion for %s", creds, f.ingest.ResourceID)
 	}
+	// The job's run-as principal holds ACCESS by grant, not only as the
+	// credential's owner (ownership moves; the grant stays).
+	grants, err := catalog.NewGrants(api).Get(ctx, catalog.GetGrantRequest{SecurableType: "credential", FullName: "nbtrace-ingestion"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := false
+	for _, a := range grants.PrivilegeAssignments {
+		granted = granted || (a.Principal == f.developer.Name && slices.Contains(a.Privileges, catalog.PrivilegeAccess))
+	}
+	if !granted {
+		t.Errorf("grants %+v, want ACCESS for the run-as principal %s", grants.PrivilegeAssignments, f.developer.Name)
+	}
 	// The app's identity starts a run, which runs as the job's owner.
 	run, err := jobs.NewJobs(must(f.client(f.app, id).API(context.Background()))).RunNow(ctx, jobs.RunNow{JobId: id})
 	if err != nil {
@@ -403,19 +416,20 @@ func TestNotebookSettings(t *testing.T) {
 		t.Error("the app's Entra sign-in string was passed to the notebook")
 	}
 
-	// Signed in with a service credential, the notebook holds no key: the
-	// connection string only names the resource, and is a plain setting.
+	// Signed in with a service credential, the notebook names it in its
+	// settings; the connection string stays a secret, for a resource that
+	// still takes keys.
 	o := DefaultOptions("../../..")
 	o.Ingestion = ServiceCredential{Name: "nbtrace-ingestion"}
 	spec, err = NewJobSpec(func(k string) string { return env[k] }, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spec.EnvVars[IngestionCredentialSetting] != "nbtrace-ingestion" || spec.EnvVars["APPLICATIONINSIGHTS_CONNECTION_STRING"] != "InstrumentationKey=k" {
+	if _, plain := spec.EnvVars["APPLICATIONINSIGHTS_CONNECTION_STRING"]; spec.EnvVars[IngestionCredentialSetting] != "nbtrace-ingestion" || plain {
 		t.Errorf("settings %v", spec.EnvVars)
 	}
-	if _, ok := spec.SecretEnvVars["APPLICATIONINSIGHTS_CONNECTION_STRING"]; ok || spec.SecretEnvVars["OTEL_EXPORTER_OTLP_HEADERS"] != "a=b" {
-		t.Errorf("secrets %v, want the OTLP headers only", spec.SecretEnvVars)
+	if spec.SecretEnvVars["APPLICATIONINSIGHTS_CONNECTION_STRING"] != "InstrumentationKey=k" {
+		t.Errorf("secrets %v, want the connection string among them", spec.SecretEnvVars)
 	}
 }
 
