@@ -17,12 +17,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/nbtrace/nbtrace/dev/azurite"
 	"github.com/nbtrace/nbtrace/dev/bench"
 	"github.com/nbtrace/nbtrace/dev/dbxstandin"
 	"github.com/nbtrace/nbtrace/dev/funchost"
@@ -212,6 +214,7 @@ func up(ctx context.Context, root string, args []string, stdout, stderr io.Write
 	defer stop()
 	fmt.Fprintln(stderr, "starting the local stack…")
 	began := time.Now()
+	installAzurite(ctx, root, stderr)
 	s, err := stack.Start(ctx, stack.Options{
 		RepoRoot: root, Addr: *addr, OTLPAddr: *otlp, Forwarding: forwarding, Proxying: proxying,
 		HostGeneration: funchost.Generation(*gen), TelemetryMode: *telemetryMode,
@@ -254,4 +257,23 @@ func up(ctx context.Context, root string, args []string, stdout, stderr io.Write
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "\nstopping: the handler finishes in-flight invocations and flushes its spans…")
 	return s.Stop()
+}
+
+// installAzurite installs the pinned Azurite once, when Node's npm is
+// there and Azurite is not, so that the stack claims runs as the app does
+// in Azure; without npm, or when the install fails, the stack says so and
+// keeps the in-memory guard.
+func installAzurite(ctx context.Context, root string, stderr io.Writer) {
+	if _, err := azurite.Find(root); !errors.Is(err, azurite.ErrNotInstalled) {
+		return
+	}
+	if _, err := exec.LookPath("npm"); err != nil {
+		return
+	}
+	fmt.Fprintf(stderr, "installing Azurite %s, the storage emulator, into .nbtrace/node (once, from the npm registry)…\n", azurite.Version)
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	if err := azurite.RunInstall(ctx, root); err != nil {
+		fmt.Fprintf(stderr, "claims: could not install Azurite: %v\n", err)
+	}
 }

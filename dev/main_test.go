@@ -7,12 +7,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nbtrace/nbtrace/dev/azurite"
 	"github.com/nbtrace/nbtrace/dev/internal/syncbuf"
 	"github.com/nbtrace/nbtrace/dev/procs"
 )
@@ -181,5 +183,35 @@ func TestUpOnFreePortsBesideATakenDefault(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("up stopped with %v", err)
+	}
+}
+
+// TestUpInstallsAzuriteWhenNpmIsThere: with npm on the PATH and no Azurite,
+// the stack installs the pinned one (here a stand-in npm that writes what
+// npm install would), and says so; without npm it installs nothing.
+func TestUpInstallsAzuriteWhenNpmIsThere(t *testing.T) {
+	root, bin := t.TempDir(), t.TempDir()
+	npm := "#!/bin/sh\n" +
+		`[ "$*" = "` + strings.TrimPrefix(azurite.InstallCommand, "npm ") + `" ] || exit 3` + "\n" +
+		"mkdir -p .nbtrace/node/node_modules/azurite && echo '{\"version\":\"" + azurite.Version + "\"}' > .nbtrace/node/node_modules/azurite/package.json\n"
+	if err := os.WriteFile(filepath.Join(bin, "npm"), []byte(npm), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH")) // the stand-in npm first
+	var out bytes.Buffer
+	installAzurite(context.Background(), root, &out)
+	if _, err := os.Stat(filepath.Join(root, ".nbtrace", "node", "node_modules", "azurite", "package.json")); err != nil {
+		t.Fatalf("npm was not run as InstallCommand says: %v; output %q", err, out.String())
+	}
+	if !strings.Contains(out.String(), "installing Azurite "+azurite.Version) {
+		t.Errorf("output %q does not say what it installs", out.String())
+	}
+	// Installed: nothing to do. No npm: nothing either.
+	out.Reset()
+	installAzurite(context.Background(), root, &out)
+	t.Setenv("PATH", t.TempDir())
+	installAzurite(context.Background(), t.TempDir(), &out)
+	if out.Len() != 0 {
+		t.Errorf("installed again, or without npm: %q", out.String())
 	}
 }

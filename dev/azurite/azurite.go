@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -244,4 +245,20 @@ func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(bytes.TrimSpace(t.buf))
+}
+
+// RunInstall runs InstallCommand in root (npm, from the npm registry): what
+// go run ./dev does once, when Node's npm is there and Azurite is not. Its
+// error holds npm's last output.
+func RunInstall(ctx context.Context, root string) error {
+	f := strings.Fields(InstallCommand)
+	cmd := exec.CommandContext(ctx, f[0], f[1:]...)
+	cmd.Dir = root
+	out := &tail{}
+	cmd.Stdout, cmd.Stderr = out, out
+	childOf(cmd)
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %w: %s", InstallCommand, err, out)
+	}
+	return nil
 }
