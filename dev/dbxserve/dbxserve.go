@@ -27,6 +27,7 @@ import (
 
 	"github.com/nbtrace/nbtrace/dev/dbxstandin"
 	"github.com/nbtrace/nbtrace/dev/stack"
+	"github.com/nbtrace/nbtrace/functions/api"
 	"github.com/nbtrace/nbtrace/handler/databricks"
 	"github.com/nbtrace/nbtrace/handler/databricks/deploy"
 )
@@ -74,7 +75,7 @@ func Start(ctx context.Context, o Options) (_ *Workspace, err error) {
 	}
 	// It runs whatever notebook it is given: never reachable from
 	// another machine.
-	if host, _, err := net.SplitHostPort(o.Addr); err != nil || !loopback(host) {
+	if host, _, err := net.SplitHostPort(o.Addr); err != nil || !api.LoopbackHost(host) {
 		return nil, fmt.Errorf("databricks stand-in: %s is not a loopback address (127.0.0.1, ::1 or localhost, with a port)", o.Addr)
 	}
 	ln, err := net.Listen("tcp", o.Addr)
@@ -174,9 +175,4 @@ func WriteSettings(file, template string, values map[string]string) error {
 		return err
 	}
 	return os.WriteFile(file, v.Pack(), 0o600)
-}
-
-func loopback(host string) bool {
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }

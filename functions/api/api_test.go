@@ -218,3 +218,19 @@ func TestDependencyFailuresAreLogged(t *testing.T) {
 		t.Errorf("the key in the service URL was logged: %s", out)
 	}
 }
+
+func TestTokenSafe(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"https://dc.services.visualstudio.com/": true,
+		"http://127.0.0.1:1/":                   true,
+		"http://[::1]:1/":                       true,
+		"http://localhost:1/":                   true,
+		"http://ingest.example.com/":            false,
+		"http://127.0.0.1.example.com/":         false,
+		"::":                                    false,
+	} {
+		if got := TokenSafe(raw); got != want {
+			t.Errorf("TokenSafe(%q) = %v, want %v", raw, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"time"
 )
@@ -40,4 +41,20 @@ func RedactURL(raw string) string {
 	}
 	u.User, u.RawQuery = nil, ""
 	return u.String()
+}
+
+// LoopbackHost reports whether host (a URL's Hostname, or the host of an
+// address) is localhost or a loopback IP address.
+func LoopbackHost(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
+// TokenSafe reports whether a bearer token may be sent to raw: an HTTPS
+// URL, or an HTTP one on a loopback address (a local stand-in or
+// emulator), as the Azure SDKs rule (azcore's BearerTokenPolicy refuses
+// "non TLS protected (https) endpoints").
+func TokenSafe(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "https" || LoopbackHost(u.Hostname()))
 }

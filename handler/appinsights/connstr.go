@@ -3,9 +3,10 @@ package appinsights
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
+
+	"github.com/nbtrace/nbtrace/functions/api"
 )
 
 // DefaultIngestionEndpoint is used when a connection string names none.
@@ -53,22 +54,9 @@ func ParseConnectionString(s string) (Connection, error) {
 	return c, nil
 }
 
-// TLSOrLoopback reports whether the ingestion endpoint is HTTPS, or HTTP
-// on a loopback address (a local stand-in): the only endpoints a bearer
-// token may go to, as the Azure SDKs rule (azcore's BearerTokenPolicy
-// refuses "non TLS protected (https) endpoints").
-func (c Connection) TLSOrLoopback() bool {
-	u, err := url.Parse(c.IngestionEndpoint)
-	if err != nil {
-		return false
-	}
-	if u.Scheme == "https" {
-		return true
-	}
-	host := u.Hostname()
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
-}
+// TLSOrLoopback reports whether a bearer token may go to the ingestion
+// endpoint (api.TokenSafe).
+func (c Connection) TLSOrLoopback() bool { return api.TokenSafe(c.IngestionEndpoint) }
 
 // Auth is a parsed APPLICATIONINSIGHTS_AUTHENTICATION_STRING.
 type Auth struct {

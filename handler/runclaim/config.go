@@ -2,8 +2,6 @@ package runclaim
 
 import (
 	"fmt"
-	"net"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -105,7 +103,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		// An Entra ID token goes over TLS only (azcore's bearer policy
 		// refuses plain HTTP): a plain-HTTP address would fail every claim
 		// at run time; a loopback one is a local emulator's.
-		if pu, perr := url.Parse(c.ServiceURL); perr == nil && pu.Scheme != "https" && !isLoopback(pu.Hostname()) {
+		if !api.TokenSafe(c.ServiceURL) {
 			return c, fmt.Errorf("AzureWebJobsStorage__blobServiceUri: %s is not HTTPS; the identity's token is sent over TLS only", c.ServiceURL)
 		}
 	} else if name := getenv("AzureWebJobsStorage__accountName"); name != "" {
@@ -122,9 +120,4 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.ClientID = getenv("AzureWebJobsStorage__clientId")
 	return c, nil
-}
-
-func isLoopback(host string) bool {
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
